@@ -1,0 +1,43 @@
+# The README's two commands: `make demo` and `make test`. Both install what they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint install jars prometheus schemas bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+jars: $(STAMP)
+	$(BIN)/python -m driftline.local.fetch
+
+prometheus:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  echo "installing prometheus (Debian package) for the scrape and rules tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) \
+	  || echo "warning: could not install prometheus; its tests will be skipped"; }
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP) jars prometheus lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP) jars
+	$(BIN)/driftline demo
+
+schemas: $(STAMP)
+	$(BIN)/python -m driftline.schemas.generate
+
+bench: $(STAMP) jars
+	$(BIN)/python bench/core_bench.py
+
+clean:
+	rm -rf $(VENV) var build *.egg-info
