@@ -7,11 +7,12 @@ Each package registers its own commands (``register(app)`` in its ``cli.py``); h
 from __future__ import annotations
 
 import typer
+
+from driftline import topics as topics_cli
 from driftline.consumers import cli as consumers_cli
 from driftline.consumers.retrain import cli as retrain_cli
-from driftline.producers import cli as producers_cli
-
 from driftline.local import cli as local_cli
+from driftline.producers import cli as producers_cli
 
 app = typer.Typer(
     name="driftline",
@@ -21,7 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (local_cli, producers_cli, consumers_cli, retrain_cli):
+for module in (local_cli, topics_cli, producers_cli, consumers_cli, retrain_cli):
     module.register(app)
 
 

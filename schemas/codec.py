@@ -15,8 +15,9 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 import orjson
-from driftline.schemas.events import SCHEMA_VERSION
 from pydantic import BaseModel, ValidationError
+
+from driftline.schemas.events import SCHEMA_VERSION
 
 __all__ = [
     "DecodeResult",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from driftline.schemas import EVENT_TYPES
 from pydantic import BaseModel
+
+from driftline.schemas import EVENT_TYPES
 
 SCHEMA_DIR = Path(__file__).with_name("json")
 
