@@ -10,6 +10,7 @@ import typer
 
 from driftline import topics as topics_cli
 from driftline.consumers import cli as consumers_cli
+from driftline.consumers.ab import cli as ab_cli
 from driftline.consumers.retrain import cli as retrain_cli
 from driftline.local import cli as local_cli
 from driftline.producers import cli as producers_cli
@@ -22,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (local_cli, topics_cli, producers_cli, consumers_cli, retrain_cli):
+for module in (local_cli, topics_cli, producers_cli, consumers_cli, retrain_cli, ab_cli):
     module.register(app)
 
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,6 +29,7 @@ __all__ = [
     "LocalSettings",
     "MetricsSettings",
     "MonitorSettings",
+    "ProducerSettings",
     "RetrainSettings",
     "load_config",
 ]
@@ -74,6 +75,27 @@ class KafkaSettings(_Section):
     def client_config(self, **overrides: Any) -> dict[str, Any]:
         """librdkafka configuration: bootstrap + pass-through settings + per-client overrides."""
         return {"bootstrap.servers": self.bootstrap_servers, **self.client, **overrides}
+
+
+class ProducerSettings(_Section):
+    """The producer SDK: batching defaults and PII masking applied before anything is sent."""
+
+    linger_ms: int = Field(20, ge=0, description="wait this long to fill a batch (throughput vs latency)")
+    batch_size_bytes: int = Field(1_000_000, ge=1, description="librdkafka batch.size")
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
+    queue_max_messages: int = Field(500_000, ge=1, description="local queue before produce() must wait")
+    pii_drop: list[str] = Field(default_factory=list, description="feature names never sent")
+    pii_hash: list[str] = Field(default_factory=list, description="feature names sent as hmac-sha256(salt, value)")
+    pii_salt: SecretStr | None = Field(None, description="key of the hmac; required when pii_hash is set")
+
+    @model_validator(mode="after")
+    def _masking_is_consistent(self) -> ProducerSettings:
+        if self.pii_hash and (self.pii_salt is None or not self.pii_salt.get_secret_value()):
+            raise ValueError("producer.pii_hash needs producer.pii_salt (the hmac key)")
+        both = sorted(set(self.pii_drop) & set(self.pii_hash))
+        if both:
+            raise ValueError(f"features both dropped and hashed: {', '.join(both)}")
+        return self
 
 
 class LocalSettings(_Section):
@@ -144,8 +166,8 @@ class RetrainSettings(_Section):
 
 class ABSettings(_Section):
     group_id: str = "driftline-ab"
-    alpha: float = Field(0.05, gt=0, lt=1)
-    min_samples_per_variant: int = Field(500, ge=10)
+    batch_size: int = Field(5000, ge=1)
+    publish_interval_s: float = Field(10.0, gt=0, description="how often ABResult snapshots are published")
 
 
 class MetricsSettings(_Section):
@@ -168,6 +190,7 @@ class DriftlineConfig(BaseSettings):
     )
 
     kafka: KafkaSettings = KafkaSettings()
+    producer: ProducerSettings = ProducerSettings()
     local: LocalSettings = LocalSettings()
     ingest: IngestSettings = IngestSettings()
     monitor: MonitorSettings = MonitorSettings()
