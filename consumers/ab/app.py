@@ -42,7 +42,7 @@ class ABAnalyzer:
         """Consume until ``stop`` is set (or ``timeout_s`` passes), publishing snapshots periodically."""
         consumer = Consumer(consumer_config(self.cfg.kafka, self.cfg.ab.group_id))
         producer = make_producer(self.cfg.kafka)
-        dlq = DeadLetterWriter(producer, self.topics["dlq"], self.metrics, service="ab")
+        dlq = DeadLetterWriter(producer, self.topics["dlq"], self.metrics)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         try:
             consumer.assign(self._all_partitions(consumer))
@@ -77,8 +77,7 @@ class ABAnalyzer:
                 continue
             self.metrics.events_in.labels(service="ab", topic=topic).inc(len(raws))
             decoded = decode_batch(raws, event_type)
-            for reject in decoded.rejects:
-                dlq.send(reject)
+            dlq.send_all(decoded.rejects)
             if event_type is Experiment:
                 for experiment in decoded.events:
                     self.handler.on_experiment(experiment)
