@@ -119,7 +119,11 @@ class IngestSettings(_Section):
     max_label_delay_s: float = Field(86_400.0, gt=0)
     pane_s: float = Field(60.0, gt=0)
     allowed_lateness_s: float = Field(120.0, ge=0)
-    commit_interval_s: float = Field(1.0, gt=0)
+    commit_interval_s: float = Field(1.0, gt=0, description="transaction length: outputs + offsets per commit")
+    session_timeout_s: float = Field(10.0, ge=6, description="group session; a dead member's partitions move after it")
+    transaction_timeout_s: float = Field(30.0, gt=0, description="broker aborts a dead producer's transaction after it")
+    restore_timeout_s: float = Field(120.0, gt=0, description="longest changelog read when partitions are assigned")
+    instance_id: str = Field("0", min_length=1, description="stable name of this process in the group (fencing)")
 
 
 class MonitorSettings(_Section):
@@ -137,6 +141,13 @@ class MonitorSettings(_Section):
     cooldown_s: float = Field(3600.0, ge=0)
     min_samples: int = Field(200, ge=1)
     top_features_metrics: int = Field(20, ge=1, description="features exported per model as labels")
+    batch_size: int = Field(1000, ge=1, description="pane partials consumed per batch")
+    poll_timeout_s: float = Field(0.5, gt=0)
+    commit_interval_s: float = Field(1.0, gt=0, description="transaction length: alerts + state + offsets")
+    session_timeout_s: float = Field(10.0, ge=6, description="group session; a dead member's partitions move after it")
+    transaction_timeout_s: float = Field(30.0, gt=0, description="broker aborts a dead producer's transaction after it")
+    restore_timeout_s: float = Field(120.0, gt=0, description="longest changelog read when partitions are assigned")
+    instance_id: str = Field("0", min_length=1, description="stable name of this process in the group (fencing)")
 
     @model_validator(mode="after")
     def _window_is_made_of_panes(self) -> MonitorSettings:
@@ -151,7 +162,7 @@ class MonitorSettings(_Section):
 
 class RetrainSettings(_Section):
     group_id: str = "driftline-retrain"
-    trainer: str = "driftline.consumers.retrain.trainers:sklearn_trainer"
+    trainer: str = Field("driftline.consumers.retrain.trainers:auto_trainer", description="module:function")
     span_s: float = Field(7 * 86_400.0, gt=0, description="training data read back from `labeled`")
     holdout_fraction: float = Field(0.2, gt=0, lt=1)
     min_samples: int = Field(500, ge=10)
@@ -162,6 +173,19 @@ class RetrainSettings(_Section):
     optuna_trials: int = Field(0, ge=0)
     optuna_timeout_s: float = Field(60.0, gt=0)
     mlflow_retry_max_s: float = Field(30.0, gt=0)
+    mlflow_retry_initial_s: float = Field(0.5, gt=0, description="first backoff when MLflow does not answer")
+    mlflow_http_retries: int = Field(1, ge=0, description="MLflow client retries per call (the worker backs off)")
+    mlflow_http_timeout_s: float = Field(30.0, gt=0)
+    tracking_uri: str | None = Field(None, description="MLflow server; default: MLFLOW_TRACKING_URI")
+    experiment_prefix: str = Field("driftline/", description="one MLflow experiment per model: <prefix><model>")
+    trainer_params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    seed: int = 0
+    max_training_rows: int = Field(200_000, ge=10, description="the most recent rows of the span are kept")
+    poll_timeout_s: float = Field(1.0, gt=0)
+    read_timeout_s: float = Field(120.0, gt=0, description="reading the span back from `labeled`")
+    lease_s: float = Field(1800.0, gt=0, description="registry lease guarding one model's retrain")
+    max_handle_s: float = Field(1800.0, ge=60, description="longest retrain before the group evicts the worker")
+    train_threads: int = Field(1, ge=0, description="OpenMP/BLAS threads while training; 0: all cores")
 
 
 class ABSettings(_Section):

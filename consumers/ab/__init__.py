@@ -1,5 +1,7 @@
-"""The A/B analyzer service: experiments and labeled events in, significance results out."""
+"""The A/B analyzer service: experiments and labeled events in, significance results out.
 
-from driftline.consumers.ab.handler import ABHandler, ExperimentState
+Modules: `handler` (decisions, no Kafka), `app` (composition root and loop), `cli`.
+Nothing is imported here so that `driftline --help` stays free of scipy and pandas.
+"""
 
-__all__ = ["ABHandler", "ExperimentState"]
+__all__: list[str] = []

@@ -1,0 +1,67 @@
+"""The dead-letter writer: bad input is never dropped silently and never crashes a consumer.
+
+A `Reject` from the decoder goes to the ``dlq`` topic as it came in (original key and bytes)
+with headers saying why and where from (`Reject.dlq_headers`), and is counted in
+``driftline_events_rejected{service, reason}``. The writer uses the service's own producer,
+so in a transactional service the dead letters commit or abort with the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from driftline.consumers.common.metrics import Metrics
+from driftline.schemas.codec import Reject
+
+__all__ = ["DeadLetterWriter"]
+
+_BUFFER_FULL_WAIT_S = 0.05
+
+
+class _Producer(Protocol):
+    """The part of confluent-kafka's `Producer` the writer needs."""
+
+    def produce(self, topic: str, value: Any = ..., key: Any = ..., **kwargs: Any) -> None: ...
+
+    def poll(self, timeout: float = ...) -> int: ...
+
+
+class DeadLetterWriter:
+    """Forward rejected messages to the dead-letter topic and count them by reason.
+
+    Parameters
+    ----------
+    producer
+        A confluent-kafka `Producer` (the service's own, transactional or not).
+    topic
+        The full dead-letter topic name, e.g. ``cfg.kafka.topic("dlq")``.
+    metrics
+        The service's metric catalog; ``events_rejected`` is labelled with ``metrics.service``.
+    """
+
+    def __init__(self, producer: _Producer, topic: str, metrics: Metrics) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.metrics = metrics
+        self.sent = 0
+
+    def send(self, reject: Reject) -> None:
+        """Produce the original key and bytes with the reject's headers; count it by reason."""
+        message = reject.message
+        while True:
+            try:
+                self.producer.produce(self.topic, value=message.value, key=message.key, headers=reject.dlq_headers())
+                break
+            except BufferError:
+                self.producer.poll(_BUFFER_FULL_WAIT_S)
+        self.metrics.events_rejected.labels(self.metrics.service, reject.reason.value).inc()
+        self.sent += 1
+
+    def send_all(self, rejects: Iterable[Reject]) -> int:
+        """`send` each reject; returns how many were sent."""
+        count = 0
+        for reject in rejects:
+            self.send(reject)
+            count += 1
+        return count
