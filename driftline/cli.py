@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from driftline import demo as demo_cli
 from driftline import topics as topics_cli
 from driftline.consumers import cli as consumers_cli
 from driftline.consumers.ab import cli as ab_cli
@@ -23,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (local_cli, topics_cli, producers_cli, consumers_cli, retrain_cli, ab_cli):
+for module in (local_cli, topics_cli, producers_cli, consumers_cli, retrain_cli, ab_cli, demo_cli):
     module.register(app)
 
 
