@@ -1,0 +1,54 @@
+"""Decisions taken by hand (``driftline models promote|rollback|archive``) announced on Kafka.
+
+The worker's own decisions are published by its loop; this is the same announcement for an
+operator's: a `ModelEvent` on `models` and, for a new champion, its reference profile (from
+its run's ``reference.json``) on `references`, so the monitor tests against the right baseline.
+"""
+
+from __future__ import annotations
+
+import time
+
+from driftline.config import DriftlineConfig
+from driftline.consumers.common.kafka import make_producer
+from driftline.consumers.retrain.registry import MlflowRegistry
+from driftline.schemas.codec import encode
+from driftline.schemas.events import ModelEvent, deterministic_id
+
+__all__ = ["announce_decision"]
+
+
+def announce_decision(
+    cfg: DriftlineConfig,
+    registry: MlflowRegistry,
+    model: str,
+    version: str,
+    action: str,
+    reason: str,
+    previous: str | None,
+    *,
+    timeout_s: float = 15.0,
+) -> int:
+    """Publish the decision (and a new champion's reference); returns how many records were sent.
+
+    Raises `RuntimeError` when the broker did not acknowledge them within ``timeout_s``.
+    """
+    now = time.time()
+    run_id = registry.client.get_model_version(model, version).run_id or None
+    event = ModelEvent(
+        event_id=deterministic_id("manual", model, version, action, now), ts=now, model=model, version=version,
+        action=action, previous_champion=previous, reason=reason, run_id=run_id,
+        metrics=registry.version_metrics(model, version),
+    )
+    records = [(cfg.kafka.topic("models"), encode(event))]
+    reference = registry.reference_json(run_id) if action in ("promoted", "rolled_back") and run_id else None
+    if reference is not None:  # versions not trained by driftline have none
+        records.append((cfg.kafka.topic("references"), reference.encode()))
+    errors: list[str] = []
+    producer = make_producer(cfg.kafka)
+    for topic, value in records:
+        producer.produce(topic, value, key=model.encode(),
+                         on_delivery=lambda err, _msg: errors.append(err.str()) if err is not None else None)
+    if producer.flush(timeout_s) > 0 or errors:
+        raise RuntimeError(errors[0] if errors else f"broker did not acknowledge within {timeout_s} s")
+    return len(records)
