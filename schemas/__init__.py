@@ -26,6 +26,7 @@ from driftline.schemas.events import (
     RankingPrediction,
     deterministic_id,
 )
+from driftline.schemas.profiles import PanePartial, ReferenceProfile
 
 __all__ = [
     "EVENT_TYPES",
@@ -40,11 +41,13 @@ __all__ = [
     "MetricResult",
     "ModelEvent",
     "OutcomeEvent",
+    "PanePartial",
     "PredictionEvent",
     "RankedItem",
     "RankingOutcome",
     "RankingPrediction",
     "RawMessage",
+    "ReferenceProfile",
     "Reject",
     "RejectReason",
     "decode_batch",
@@ -62,4 +65,6 @@ EVENT_TYPES = (
     ModelEvent,
     Experiment,
     ABResult,
+    ReferenceProfile,
+    PanePartial,
 )

@@ -1,1 +1,23 @@
+"""Drift tests of one feature against its reference: a statistic, a verdict, the evidence."""
 
+from driftline.stream.drift.base import BinnedTest, DriftTest, Statistic
+from driftline.stream.drift.chi2 import ChiSquareTest
+from driftline.stream.drift.jensen_shannon import JensenShannon
+from driftline.stream.drift.ks import KSTest, binned_ks_statistic
+from driftline.stream.drift.psi import PSI
+from driftline.stream.drift.vectorised import SampleDistances, sample_distances
+from driftline.stream.drift.wasserstein import Wasserstein
+
+__all__ = [
+    "PSI",
+    "BinnedTest",
+    "ChiSquareTest",
+    "DriftTest",
+    "JensenShannon",
+    "KSTest",
+    "SampleDistances",
+    "Statistic",
+    "Wasserstein",
+    "binned_ks_statistic",
+    "sample_distances",
+]
