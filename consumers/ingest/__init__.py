@@ -1,1 +1,7 @@
+"""Stage 1, `driftline ingest`: predictions + outcomes -> labeled events, pane partials, dead letters.
 
+`handler` is the per-partition work without Kafka; `app` the composition root and loop;
+`reference` where `driftline reference build` reads its sample.
+"""
+
+__all__ = ["app", "handler", "reference"]

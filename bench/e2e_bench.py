@@ -1,0 +1,294 @@
+"""End-to-end benchmark: simulator -> broker -> `driftline ingest` -> `driftline monitor` -> alerts.
+
+Prints the producer rate, ingest's sustained events/s (between its first and last commit, so
+process start-up and changelog restore are not counted), the alert latency after the
+watermark passes a window's end (p50/p99), and, on the same stream, the rate of a naive
+faust-streaming agent that decodes and counts every prediction one event at a time.
+
+Alert latency: for each alert of window ``[start, end)``, the wall time its record was
+written to `alerts` minus the wall time the watermark passed ``end``, i.e. the latest over
+the sources of the first pane partial whose end reached ``end`` (record timestamps).
+
+Usage (a broker must be running; `driftline local kafka start` or any cluster)::
+
+    python bench/e2e_bench.py --bootstrap 127.0.0.1:9092 --predictions 200000
+
+It creates its own topic set under a unique prefix and deletes it at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+PANE_S, WINDOW_S, STEP_S, LATENESS_S = 10.0, 60.0, 30.0, 10.0
+
+
+def _sections(bootstrap: str, prefix: str, partitions: int) -> dict[str, dict[str, Any]]:
+    return {
+        "kafka": {"bootstrap_servers": bootstrap, "topic_prefix": prefix, "partitions": partitions},
+        "ingest": {"group_id": f"{prefix}ingest", "pane_s": PANE_S, "allowed_lateness_s": LATENESS_S,
+                   "max_label_delay_s": 3600.0, "batch_size": 10000, "commit_interval_s": 1.0},
+        "monitor": {"group_id": f"{prefix}monitor", "pane_s": PANE_S, "allowed_lateness_s": LATENESS_S,
+                    "window_s": WINDOW_S, "step_s": STEP_S, "min_samples": 100, "hysteresis_windows": 2,
+                    "concept_drop_threshold": 0.1, "cooldown_s": 0.0, "commit_interval_s": 0.5},
+        "metrics": {"host": "127.0.0.1", "ingest_port": 0, "monitor_port": 0},
+    }
+
+
+def _write_toml(path: Path, sections: dict[str, dict[str, Any]]) -> None:
+    lines = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines.extend(f'{k} = "{v}"' if isinstance(v, str) else f"{k} = {v!r}" for k, v in values.items())
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _produce(cfg: Any, n_predictions: int, events_per_s: float) -> tuple[int, float]:
+    shift_at_s = n_predictions / events_per_s / 2  # model a drifts half way through the stream
+    from confluent_kafka import Producer
+
+    from driftline.consumers.common.references import publish_profile
+    from driftline.producers.scenarios import DriftScenario
+    from driftline.producers.simulator import ModelSpec, Simulator
+    from driftline.stream.reference import build_reference
+
+    models = [ModelSpec("a", "churn", scenario=DriftScenario("sudden", shift_at_s=shift_at_s)), ModelSpec("b", "eta")]
+    sim = Simulator(models, seed=5, events_per_s=events_per_s, label_delay_s=5.0)
+    for model, task in (("a", "classification"), ("b", "regression")):
+        publish_profile(cfg.kafka, build_reference(sim.reference_frame(model, 5000), model=model, model_version="1",
+                                                   task=task))
+    producer = Producer(cfg.kafka.client_config(**{
+        "linger.ms": 50, "batch.size": 1_000_000, "compression.type": "none", "queue.buffering.max.messages": 1_000_000,
+    }))
+    topics = {kind: cfg.kafka.topic(kind) for kind in ("predictions", "outcomes")}
+    sent, started = 0, time.perf_counter()
+    for batch in sim.batches(n_predictions, batch_size=20_000):
+        for kind, key, value in zip(batch.kinds, batch.keys, batch.values, strict=True):
+            while True:
+                try:
+                    producer.produce(topics[kind], value, key)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        sent += len(batch)
+    producer.flush(120)
+    return sent, time.perf_counter() - started
+
+
+def _say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _committed(bootstrap: str, group: str, partitions: list[Any]) -> int:
+    from confluent_kafka import Consumer
+
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        return sum(max(tp.offset, 0) for tp in probe.committed(partitions, timeout=10))
+    finally:
+        probe.close()
+
+
+def _ends(cfg: Any, topics: list[str]) -> tuple[list[Any], int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    probe = Consumer({"bootstrap.servers": cfg.kafka.bootstrap_servers, "group.id": "bench-probe"})
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in range(cfg.kafka.partitions)]
+        return partitions, sum(probe.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions)
+    finally:
+        probe.close()
+
+
+def _spawn(command: str, config: Path, instance: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "driftline.cli", command, "--config", str(config),
+                             "--instance", instance, "--log-level", "WARNING"])
+
+
+def _alert_latencies(cfg: Any) -> list[float]:
+    from confluent_kafka import TopicPartition
+
+    from driftline.consumers.common.kafka import read_to_end
+    from driftline.schemas.events import DriftAlert
+    from driftline.schemas.profiles import PanePartial
+
+    def records(name: str) -> list[Any]:
+        topic = cfg.kafka.topic(name)
+        return read_to_end(cfg.kafka, [TopicPartition(topic, p) for p in range(cfg.kafka.partitions)])
+
+    first_reach: dict[tuple[str, float], float] = {}  # (source, pane_end) -> wall time it was written
+    for record in records("panes"):
+        partial = PanePartial.model_validate_json(record.value())
+        key = (partial.source, partial.pane_end)
+        first_reach[key] = min(first_reach.get(key, float("inf")), record.timestamp()[1] / 1000)
+    sources = {source for source, _ in first_reach}
+    latencies = []
+    for record in records("alerts"):
+        alert = DriftAlert.model_validate_json(record.value())
+        passed = [min((t for (s, end), t in first_reach.items() if s == source and end >= alert.window_end),
+                      default=float("nan")) for source in sources]
+        latencies.append(record.timestamp()[1] / 1000 - max(passed))
+    return [x for x in latencies if x == x]
+
+
+def _naive_faust(cfg: Any, expected: int, timeout_s: float) -> float | None:
+    """Events/s of a per-event faust agent over the predictions topic (None when it did not finish)."""
+    env = {**os.environ, "BENCH_BROKER": cfg.kafka.bootstrap_servers, "BENCH_TOPIC": cfg.kafka.topic("predictions"),
+           "BENCH_EXPECTED": str(expected), "BENCH_APP": f"naive-{uuid.uuid4().hex[:6]}"}
+    with tempfile.TemporaryDirectory() as workdir:
+        result = Path(workdir) / "rate"
+        env["BENCH_RESULT"] = str(result)
+        with (Path(workdir) / "faust.log").open("w") as log:
+            process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "faust", "worker", "-l", "warn",
+                                        "--without-web"], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + timeout_s
+            while not result.exists() and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if not result.exists():
+            tail = (Path(workdir) / "faust.log").read_text()[-2000:]
+            _say(f"the faust agent did not finish; its log ends with:\n{tail}")
+            return None
+        return float(result.read_text())
+
+
+def _faust_worker() -> None:
+    """The naive baseline: one faust agent, one JSON decode and one dict update per prediction."""
+    import faust
+    import orjson
+
+    expected = int(os.environ["BENCH_EXPECTED"])
+    app = faust.App(os.environ["BENCH_APP"], broker=f"kafka://{os.environ['BENCH_BROKER']}", store="memory://",
+                    web_enabled=False, topic_allow_declare=False, topic_disable_leader=True)
+    topic = app.topic(os.environ["BENCH_TOPIC"], value_serializer="raw")
+    counts: dict[str, dict[str, float]] = {}
+    progress = {"n": 0, "started": 0.0}
+
+    @app.agent(topic)
+    async def count(stream: Any) -> None:
+        async for value in stream:
+            if progress["n"] == 0:
+                progress["started"] = time.perf_counter()
+            event = orjson.loads(value)
+            per_model = counts.setdefault(event["model"], {})
+            for name, feature in event["features"].items():
+                if isinstance(feature, int | float):
+                    per_model[name] = per_model.get(name, 0.0) + feature
+            progress["n"] += 1
+            if progress["n"] == expected:
+                rate = expected / (time.perf_counter() - progress["started"])
+                Path(os.environ["BENCH_RESULT"]).write_text(f"{rate:.0f}")
+
+    sys.argv = [sys.argv[0], *sys.argv[2:]]
+    app.main()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    parser.add_argument("--predictions", type=int, default=200_000, help="predictions (outcomes as many again)")
+    parser.add_argument("--partitions", type=int, default=2)
+    parser.add_argument("--ingest-processes", type=int, default=1)
+    parser.add_argument("--events-per-s", type=float, default=200.0, help="simulated event-time rate")
+    parser.add_argument("--skip-faust", action="store_true")
+    args = parser.parse_args()
+
+    from driftline.config import load_config
+    from driftline.topics import ensure_topics
+
+    prefix = f"bench{uuid.uuid4().hex[:6]}."
+    sections = _sections(args.bootstrap, prefix, args.partitions)
+    cfg = load_config(None, **sections)
+    ensure_topics(cfg.kafka)
+    results: dict[str, str] = {}
+    workdir = Path(tempfile.mkdtemp(prefix="driftline-bench-"))
+    config = workdir / "driftline.toml"
+    _write_toml(config, sections)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        _say(f"producing {args.predictions:,} predictions and their outcomes under {prefix}")
+        sent, produce_s = _produce(cfg, args.predictions, args.events_per_s)
+        _say(f"produced {sent:,} records in {produce_s:.1f} s; starting monitor and ingest")
+        results["records (predictions + outcomes)"] = f"{sent:,}"
+        results["producer (SDK-less, 1 process) events/s"] = f"{sent / produce_s:,.0f}"
+        inputs, total = _ends(cfg, [cfg.kafka.topic("predictions"), cfg.kafka.topic("outcomes")])
+        processes.append(_spawn("monitor", config, "0"))
+        processes.extend(_spawn("ingest", config, str(i)) for i in range(args.ingest_processes))
+        first: tuple[float, int] | None = None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            done = _committed(args.bootstrap, cfg.ingest.group_id, inputs)
+            if done and first is None:
+                first = (time.perf_counter(), done)
+            if done >= total:
+                break
+            time.sleep(0.25)
+        last = (time.perf_counter(), done)
+        if first is None or last[1] <= first[1]:
+            raise SystemExit("ingest made no measurable progress")
+        _say(f"ingest committed {last[1]:,} of {total:,} input records")
+        results["ingest sustained events/s"] = f"{(last[1] - first[1]) / (last[0] - first[0]):,.0f}"
+        # `panes` is written in transactions: its end offsets count commit markers the monitor never
+        # commits past, so "done" is: the monitor's committed offsets stopped moving for 3 s.
+        panes, _pane_end = _ends(cfg, [cfg.kafka.topic("panes")])
+        seen, stable_since = -1, time.monotonic()
+        while time.monotonic() < deadline and (seen <= 0 or time.monotonic() - stable_since < 3.0):
+            now = _committed(args.bootstrap, cfg.monitor.group_id, panes)
+            if now != seen:
+                seen, stable_since = now, time.monotonic()
+            time.sleep(0.25)
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=60)
+        processes.clear()
+        _say("monitor done; measuring alert latency")
+        latencies = sorted(_alert_latencies(cfg))
+        results["alerts"] = str(len(latencies))
+        if latencies:
+            p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+            results["alert latency after watermark p50 / p99 (s)"] = f"{statistics.median(latencies):.2f} / {p99:.2f}"
+        if not args.skip_faust:
+            _say("naive faust agent on the same predictions")
+            rate = _naive_faust(cfg, args.predictions, timeout_s=300)
+            results["naive faust agent (per event, predictions only) events/s"] = (
+                f"{rate:,.0f}" if rate else "did not finish"
+            )
+    finally:
+        for process in processes:
+            process.kill()
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient(cfg.kafka.client_config())
+        ours = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
+        if ours:
+            for future in admin.delete_topics(ours).values():
+                try:
+                    future.result(timeout=30)
+                except Exception as exc:  # cleanup is best effort; say what was left behind
+                    print(f"could not delete a bench topic: {exc}", file=sys.stderr)
+    width = max(len(k) for k in results)
+    print(f"\n{'measure':<{width}}  value\n{'-' * width}  -----")
+    for key, value in results.items():
+        print(f"{key:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "faust":
+        _faust_worker()
+    else:
+        main()
