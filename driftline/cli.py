@@ -12,6 +12,7 @@ from driftline import demo as demo_cli
 from driftline import topics as topics_cli
 from driftline.consumers import cli as consumers_cli
 from driftline.consumers.ab import cli as ab_cli
+from driftline.consumers.report import cli as report_cli
 from driftline.consumers.retrain import cli as retrain_cli
 from driftline.local import cli as local_cli
 from driftline.producers import cli as producers_cli
@@ -24,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (local_cli, topics_cli, producers_cli, consumers_cli, retrain_cli, ab_cli, demo_cli):
+for module in (local_cli, topics_cli, producers_cli, consumers_cli, retrain_cli, ab_cli, report_cli, demo_cli):
     module.register(app)
 
 

@@ -134,7 +134,7 @@ def demo_config(plan: DemoPlan, *, bootstrap: str, tracking_uri: str, metrics_po
                     "pane_s": plan.pane_s, "allowed_lateness_s": plan.pane_s, "hysteresis_windows": 2,
                     "cooldown_s": plan.event_span_s, "min_samples": 200, "commit_interval_s": 0.5},
         "retrain": {"group_id": f"{prefix}retrain", "tracking_uri": tracking_uri, "span_s": plan.window_s,
-                    "min_samples": 500, "cooldown_s": 0.0},
+                    "min_samples": 200, "cooldown_s": 0.0},
         "metrics": {"host": "127.0.0.1", "ingest_port": metrics_ports["ingest"],
                     "monitor_port": metrics_ports["monitor"], "retrain_port": metrics_ports["retrain-worker"],
                     "ab_port": metrics_ports["ab-analyzer"]},

@@ -80,11 +80,17 @@ def ensure_topics(kafka: KafkaSettings, *, timeout_s: float = DEFAULT_TIMEOUT_S)
 
 def check_topics(kafka: KafkaSettings, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[TopicCheck]:
     """Each driftline topic with its actual and expected partition count."""
-    topics = _admin(kafka).list_topics(timeout=timeout_s).topics
+    admin = _admin(kafka)
+    topics = admin.list_topics(timeout=timeout_s).topics
     checks = []
     for logical in TOPIC_NAMES:
         name = kafka.topic(logical)
         meta = topics.get(name)
+        if meta is None:
+            # A cluster-wide listing can lag behind a just-created topic; ask for this one by name.
+            meta = admin.list_topics(topic=name, timeout=timeout_s).topics.get(name)
+            if meta is not None and meta.error is not None:
+                meta = None
         checks.append(TopicCheck(name, kafka.partitions, None if meta is None else len(meta.partitions)))
     return checks
 

@@ -89,12 +89,16 @@ def test_every_container_image_is_pinned_and_limited(documents: list[dict[str, A
 
 def test_cronjobs_run_the_daily_report_and_weekly_retrain(documents: list[dict[str, Any]]) -> None:
     cronjobs = [d for d in documents if d["kind"] == "CronJob"]
-    schedules = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d["spec"]["schedule"] for d in cronjobs}
+    by_component = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in cronjobs}
+    schedules = {name: d["spec"]["schedule"] for name, d in by_component.items()}
     assert schedules["drift-report"].split()[2:] == ["*", "*", "*"]  # every day
     assert schedules["retrain-weekly"].split()[2:4] == ["*", "*"] and schedules["retrain-weekly"].split()[4] != "*"
+    (report,) = _pod_spec(by_component["drift-report"])["containers"]
+    assert report["args"][:3] == ["report", "--model", "churn"] and "--out" in report["args"]
+    assert report["args"][report["args"].index("--out") + 1] in {m["mountPath"] for m in report["volumeMounts"]}
+    (retrain,) = _pod_spec(by_component["retrain-weekly"])["containers"]
+    assert retrain["args"][:3] == ["retrain", "--model", "churn"] and "--force" in retrain["args"]
     for cronjob in cronjobs:
-        (container,) = _pod_spec(cronjob)["containers"]
-        assert container["args"][:3] == ["retrain", "--model", "churn"] and "--summary" in container["args"]
         assert _pod_spec(cronjob)["restartPolicy"] in {"Never", "OnFailure"}
 
 
