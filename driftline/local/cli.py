@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,8 +19,8 @@ PortOption = Annotated[int | None, typer.Option("--port", help="listener port (d
 DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="state and logs (default var/local)")]
 
 
-def local_kafka(config: Path | None, port: int | None = None, controller_port: int | None = None,
-                data_dir: Path | None = None) -> LocalKafka:
+def local_kafka(config: Path | None, port: int | None = None, data_dir: Path | None = None,
+                controller_port: int | None = None) -> LocalKafka:
     local = config_or_exit(config).local
     return LocalKafka(
         version=local.kafka_version,
@@ -46,80 +47,63 @@ def _fail(exc: LocalServiceError) -> None:
     raise typer.Exit(1)
 
 
+def _start(service: LocalKafka | LocalMlflow, name: str, address: str) -> None:
+    """Start in the background unless running already; ``address`` names the endpoint attribute."""
+    before = service.status()
+    if before.running:
+        typer.echo(f"{name} already running (pid {before.pid}) at {getattr(before, address)}")
+        return
+    try:
+        status = service.start()
+    except LocalServiceError as exc:
+        _fail(exc)
+    typer.echo(f"{name} started (pid {status.pid}) at {getattr(status, address)}")
+
+
+def _stop_and_status_commands(group: typer.Typer, name: str, make: Callable[..., Any], address: str) -> None:
+    """`stop` and `status` for one local service."""
+
+    @group.command("stop")
+    def stop(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
+        """Stop the process this project started (by its pid file only)."""
+        stopped = make(config, data_dir=data_dir).stop()
+        typer.echo(f"{name} stopped" if stopped else f"{name} was not running")
+
+    @group.command("status")
+    def status(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
+        """Say whether it runs; exit 1 when it does not."""
+        current = make(config, data_dir=data_dir).status()
+        if not current.running:
+            typer.echo(f"{name} not running")
+            raise typer.Exit(1)
+        typer.echo(f"{name} running (pid {current.pid}) at {getattr(current, address)}")
+
+
 def register(app: typer.Typer) -> None:
     kafka = typer.Typer(help="Local single-node Apache Kafka broker (KRaft) from Maven jars, no Docker.",
                         no_args_is_help=True)
     mlflow = typer.Typer(help="Local MLflow tracking server on SQLite with a local artifact store.",
                          no_args_is_help=True)
+    _stop_and_status_commands(kafka, "kafka", local_kafka, "bootstrap")
+    _stop_and_status_commands(mlflow, "mlflow", local_mlflow, "tracking_uri")
 
     @kafka.command("start")
     def kafka_start(config: ConfigOption = None, port: PortOption = None,
-                    controller_port: Annotated[int | None, typer.Option()] = None,
+                    controller_port: Annotated[int | None, typer.Option(help="KRaft controller port")] = None,
                     data_dir: DataDirOption = None) -> None:
         """Fetch the jars once, format storage, start the broker and wait until it answers."""
-        broker = local_kafka(config, port, controller_port, data_dir)
-        before = broker.status()
-        if before.running:
-            typer.echo(f"kafka already running (pid {before.pid}) at {before.bootstrap}")
-            return
-        try:
-            status = broker.start()
-        except LocalServiceError as exc:
-            _fail(exc)
-        typer.echo(f"kafka started (pid {status.pid}) at {status.bootstrap}")
+        _start(local_kafka(config, port, data_dir, controller_port), "kafka", "bootstrap")
 
-    @kafka.command("stop")
-    def kafka_stop(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
-        """Stop the broker this project started (by its pid file only)."""
-        stopped = local_kafka(config, data_dir=data_dir).stop()
-        typer.echo("kafka stopped" if stopped else "kafka was not running")
-
-    @kafka.command("status")
-    def kafka_status(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
-        """Say whether the local broker runs; exit 1 when it does not."""
-        status = local_kafka(config, data_dir=data_dir).status()
-        if status.running:
-            typer.echo(f"kafka running (pid {status.pid}) at {status.bootstrap}")
-        else:
-            typer.echo("kafka not running")
-            raise typer.Exit(1)
+    @mlflow.command("start")
+    def mlflow_start(config: ConfigOption = None, port: PortOption = None, data_dir: DataDirOption = None) -> None:
+        """Start the MLflow tracking server in the background and wait until /health answers."""
+        _start(local_mlflow(config, port, data_dir), "mlflow", "tracking_uri")
 
     @kafka.command("logs")
     def kafka_logs(config: ConfigOption = None, data_dir: DataDirOption = None,
                    lines: Annotated[int, typer.Option("--lines", "-n")] = 40) -> None:
         """Print the last lines of the broker's log."""
         typer.echo(tail(local_kafka(config, data_dir=data_dir).server_log, lines))
-
-    @mlflow.command("start")
-    def mlflow_start(config: ConfigOption = None, port: PortOption = None,
-                     data_dir: DataDirOption = None) -> None:
-        """Start the MLflow tracking server in the background and wait until /health answers."""
-        server = local_mlflow(config, port, data_dir)
-        before = server.status()
-        if before.running:
-            typer.echo(f"mlflow already running (pid {before.pid}) at {before.tracking_uri}")
-            return
-        try:
-            status = server.start()
-        except LocalServiceError as exc:
-            _fail(exc)
-        typer.echo(f"mlflow started (pid {status.pid}) at {status.tracking_uri}")
-
-    @mlflow.command("stop")
-    def mlflow_stop(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
-        """Stop the MLflow server this project started."""
-        stopped = local_mlflow(config, data_dir=data_dir).stop()
-        typer.echo("mlflow stopped" if stopped else "mlflow was not running")
-
-    @mlflow.command("status")
-    def mlflow_status(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
-        """Say whether the local MLflow server runs; exit 1 when it does not."""
-        status = local_mlflow(config, data_dir=data_dir).status()
-        if status.running:
-            typer.echo(f"mlflow running (pid {status.pid}) at {status.tracking_uri}")
-        else:
-            typer.echo("mlflow not running")
-            raise typer.Exit(1)
 
     app.add_typer(kafka, name="kafka")
     app.add_typer(mlflow, name="mlflow")
