@@ -7,9 +7,10 @@ keys. A caller that already has columnar data (e.g. from Arrow) builds `Columns`
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,15 @@ class Columns:
 
     def __len__(self) -> int:
         return len(self.ts)
+
+    def rows(self, start: int, stop: int) -> Columns:
+        """Rows ``start:stop`` as views, without a copy (a copy via `take` for rankings)."""
+        if len(self.prediction_event):
+            return self.take(np.arange(start, stop))
+        part = slice(start, stop)
+        return Columns(self.ts[part], self.keys[part], {k: v[part] for k, v in self.features.items()},
+                       self.prediction[part], self.prediction_keys[part], self.prediction_event,
+                       None if self.score is None else self.score[part])
 
     def take(self, rows: np.ndarray) -> Columns:
         """The rows at the given indices (the prediction rows of those events)."""
@@ -84,8 +94,8 @@ def to_str(values: list) -> np.ndarray:
 
 def columns_from_events(events: Sequence[PredictionEvent], profile: ReferenceProfile, *, seed: int = 0) -> Columns:
     """Columns of the features a profile monitors, its prediction, times and sample keys."""
-    ts = np.fromiter((e.ts for e in events), dtype=np.float64, count=len(events))
-    keys = event_keys((e.event_id for e in events), seed=seed)
+    ts = np.fromiter(map(attrgetter("ts"), events), dtype=np.float64, count=len(events))
+    keys = event_keys(map(attrgetter("event_id"), events), seed=seed)
     numeric = [name for name, f in profile.features.items() if isinstance(f, NumericFeatureProfile)]
     features = _numeric_matrix(events, numeric)
     for name in profile.features:
@@ -105,8 +115,10 @@ def columns_from_events(events: Sequence[PredictionEvent], profile: ReferencePro
         event_part = (keys[prediction_event] * 2**52).astype(np.uint64) << np.uint64(8)
         prediction_keys = hashed_keys(event_part + np.asarray(positions, dtype=np.uint64), seed=seed)
         return Columns(ts, keys, features, np.asarray(scores, dtype=np.float64), prediction_keys, prediction_event)
-    raw_prediction = [_prediction_value(e.prediction) for e in events]
-    prediction = to_float(raw_prediction) if numeric_prediction else to_str(raw_prediction)
+    prediction = _numeric_predictions(events) if numeric_prediction else None
+    if prediction is None:
+        raw_prediction = [_prediction_value(e.prediction) for e in events]
+        prediction = to_float(raw_prediction) if numeric_prediction else to_str(raw_prediction)
     score = None
     if profile.prediction_score is not None and isinstance(profile.prediction, CategoricalFeatureProfile):
         classes = profile.prediction.categories
@@ -123,13 +135,21 @@ def _numeric_matrix(events: Sequence[PredictionEvent], names: list[str]) -> dict
     """
     if len(names) < 2:
         return {}
-    getter = itemgetter(*names)
+    rows = map(itemgetter(*names), map(attrgetter("features"), events))
     try:
-        matrix = np.array([getter(e.features) for e in events], dtype=np.float64)
+        matrix = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64, count=len(events) * len(names))
     except (KeyError, TypeError, ValueError):
         return {}
-    columns = np.ascontiguousarray(matrix.T)
+    columns = np.ascontiguousarray(matrix.reshape(len(events), len(names)).T)
     return dict(zip(names, columns, strict=True))
+
+
+def _numeric_predictions(events: Sequence[PredictionEvent]) -> np.ndarray | None:
+    """Plain numeric predictions as float64 in one conversion; None when any is a label or a ranking."""
+    try:
+        return np.fromiter(map(attrgetter("prediction"), events), dtype=np.float64, count=len(events))
+    except (TypeError, ValueError):
+        return None
 
 
 def _prediction_value(prediction: object) -> object:

@@ -11,10 +11,12 @@ at the watermark, exactly once, as a `PanePartial` for stage 2.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -195,13 +197,9 @@ class PaneAggregator:
     def _add_predictions(self, events: Sequence[PredictionEvent], watermark: float) -> None:
         if not events:
             return
-        ts = np.fromiter((e.ts for e in events), dtype=np.float64, count=len(events))
+        ts = np.fromiter(map(attrgetter("ts"), events), dtype=np.float64, count=len(events))
         on_time = self._advance(ts, watermark)
-        by_model: dict[str, list[int]] = {}
-        for index, event in enumerate(events):
-            by_model.setdefault(event.model, []).append(index)
-        for model, indices in by_model.items():
-            rows = np.asarray(indices, dtype=np.intp)
+        for model, rows in _rows_by_model(events).items():
             kept = rows[on_time[rows]]
             bins = self._bins.get(model)
             if bins is None:
@@ -209,7 +207,8 @@ class PaneAggregator:
                 continue
             self._count_late(model, len(rows) - len(kept))
             if len(kept):
-                self._apply(model, columns_from_events([events[i] for i in kept], bins.profile, seed=self.seed))
+                chosen = events if len(kept) == len(events) else [events[i] for i in kept]
+                self._apply(model, columns_from_events(chosen, bins.profile, seed=self.seed))
 
     def add_columns(self, model: str, columns: Columns) -> None:
         """Apply a column batch of one model (for callers that hold columnar data, e.g. from Arrow).
@@ -232,10 +231,8 @@ class PaneAggregator:
         bins = self._bins[model]
         reference_id = bins.profile.reference_id
         pane_index = np.floor(columns.ts / self.pane_s).astype(np.int64)
-        single = pane_index.min() == pane_index.max()
-        for index in [int(pane_index[0])] if single else np.unique(pane_index).tolist():
+        for index, batch in _by_pane(columns, pane_index):
             pane = self._pane(model, reference_id, index, bins)
-            batch = columns if single else columns.take(np.flatnonzero(pane_index == index))
             for name, sketch in pane.features.items():
                 sketch.update(batch.features[name], batch.keys)
             pane.prediction.update(batch.prediction, batch.prediction_keys)
@@ -390,3 +387,25 @@ class PaneAggregator:
                 item["model_version"], features, sketch_from_data(partial.prediction, bins.prediction), score,
                 partial.n_events, labeled,
             )
+
+
+def _rows_by_model(events: Sequence[PredictionEvent]) -> dict[str, np.ndarray]:
+    """Row indices of each model's events, in input order (one step when the batch has a single model)."""
+    models = list(map(attrgetter("model"), events))
+    if models.count(models[0]) == len(models):
+        return {models[0]: np.arange(len(models), dtype=np.intp)}
+    by_model: dict[str, list[int]] = {}
+    for index, model in enumerate(models):
+        by_model.setdefault(model, []).append(index)
+    return {model: np.asarray(indices, dtype=np.intp) for model, indices in by_model.items()}
+
+
+def _by_pane(columns: Columns, pane_index: np.ndarray) -> list[tuple[int, Columns]]:
+    """The rows of each pane, in pane order: views of consecutive runs when the batch is in time order."""
+    first, last = int(pane_index.min()), int(pane_index.max())
+    if first == last:
+        return [(first, columns)]
+    if np.all(pane_index[1:] >= pane_index[:-1]):
+        bounds = [0, *(np.flatnonzero(pane_index[1:] != pane_index[:-1]) + 1).tolist(), len(pane_index)]
+        return [(int(pane_index[start]), columns.rows(start, stop)) for start, stop in itertools.pairwise(bounds)]
+    return [(index, columns.take(np.flatnonzero(pane_index == index))) for index in np.unique(pane_index).tolist()]

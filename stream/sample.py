@@ -42,7 +42,7 @@ def event_keys(event_ids: Iterable[str], *, seed: int = 0) -> np.ndarray:
     >>> bool(keys[0] == keys[2]), bool(0.0 <= keys.min() and keys.max() < 1.0)
     (True, True)
     """
-    crc = np.fromiter((zlib.crc32(e.encode()) for e in event_ids), dtype=np.uint64)
+    crc = np.fromiter(map(zlib.crc32, map(str.encode, event_ids)), dtype=np.uint64)
     return hashed_keys(crc, seed=seed)
 
 
@@ -81,7 +81,7 @@ class Sample:
 
     def update(self, values: np.ndarray, keys: np.ndarray) -> None:
         """Offer a batch of values with their keys; NaN values (nulls) are never sampled."""
-        take = np.flatnonzero(keys < self.threshold)  # after warm-up few values qualify: filter those
+        take = (keys < self.threshold).nonzero()[0]  # after warm-up few values qualify: filter those
         if len(take) == 0:
             return
         values, keys = values[take], keys[take]

@@ -9,6 +9,7 @@ formula, samples merge as in `driftline.stream.sample`).
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -90,10 +91,15 @@ class NumericBins:
         if self._steps < 0:
             return np.searchsorted(self._search_edges, values, side="right")
         with np.errstate(invalid="ignore", over="ignore"):  # inf and NaN are clipped or fixed below
-            slot = (values - self._low) * self._scale + 1.0
-            np.clip(slot, 0.0, self.grid_cells + 1, out=slot)
+            slot = np.subtract(values, self._low)
+            slot *= self._scale
+            slot += 1.0
+            np.maximum(slot, 0.0, out=slot)  # a clip, as ufuncs (np.clip's wrapper costs more on small batches)
+            np.minimum(slot, self.grid_cells + 1, out=slot)
             slot = slot.astype(np.intp)
-        np.clip(slot, 0, self.grid_cells + 1, out=slot)  # NaN casts to an arbitrary integer
+        if nulls:  # NaN casts to an arbitrary integer
+            np.maximum(slot, 0, out=slot)
+            np.minimum(slot, self.grid_cells + 1, out=slot)
         ids = self._table.take(slot)
         for _ in range(self._steps):
             ids += values >= self._next_edge.take(ids)
@@ -180,17 +186,21 @@ class NumericSketch:
         """Add a batch (float array, NaN for null) with its sample keys."""
         if len(values) == 0:
             return
-        nulls = np.isnan(values)
-        n_null = int(np.count_nonzero(nulls))
-        if n_null:
-            self.n_null += n_null
-            values, keys = values[~nulls], keys[~nulls]
+        total = float(np.add.reduce(values))  # NaN exactly when a value is NaN (or inf - inf): then filter
+        if math.isnan(total):
+            nulls = np.isnan(values)
+            n_null = int(np.count_nonzero(nulls))
+            if n_null:
+                self.n_null += n_null
+                values, keys = values[~nulls], keys[~nulls]
+                total = float(np.add.reduce(values))
         n = len(values)
         if n:
             self.counts += np.bincount(self.bins.ids(values, nulls=False), minlength=self.bins.n_bins)
-            mean = float(values.mean())
+            mean = total / n  # what values.mean() computes
             deviations = values - mean
-            self._combine(n, mean, float(deviations @ deviations), float(values.min()), float(values.max()))
+            self._combine(n, mean, float(deviations @ deviations), float(np.minimum.reduce(values)),
+                          float(np.maximum.reduce(values)))  # what min() / max() compute, without their wrappers
             self.sample.update(values, keys)
 
     def _combine(self, n: int, mean: float, m2: float, lo: float, hi: float) -> None:

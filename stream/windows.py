@@ -33,7 +33,16 @@ from driftline.schemas.events import FeatureResult, MetricResult
 from driftline.schemas.profiles import CategoricalFeatureProfile, NumericFeatureProfile, PanePartial, ReferenceProfile
 from driftline.stream.concept import ConceptDriftTest, LabeledSketch, LossMonitor
 from driftline.stream.correction import Correction, adjust_p_values
-from driftline.stream.drift import PSI, ChiSquareTest, JensenShannon, KSTest, Statistic, Wasserstein, sample_distances
+from driftline.stream.drift import (
+    PSI,
+    ChiSquareTest,
+    JensenShannon,
+    KSTest,
+    Statistic,
+    Wasserstein,
+    binned_scores,
+    sample_distances,
+)
 from driftline.stream.panes import ProfileBins
 from driftline.stream.sketch import CategoricalSketch, NumericSketch, Sketch, merge_sketches, sketch_from_data
 
@@ -250,6 +259,8 @@ class WindowEvaluator:
         self.null_rate_increase = null_rate_increase
         self.sample_capacity = sample_capacity
         self._pane_sample_capacity = max(128, math.ceil(2 * sample_capacity * pane_s / window_s))
+        # every window start and end falls on a block boundary: windows merge whole cached blocks
+        self._block_panes = math.gcd(round(window_s / pane_s), round(step_s / pane_s))
         self.concept_relative_drop = concept_relative_drop
         self.loss_detector = loss_detector
         self.seed = seed
@@ -266,6 +277,9 @@ class WindowEvaluator:
 
     def _reset(self) -> None:
         self._panes: dict[int, _MergedPane] = {}
+        # block index -> its panes' sketches merged (no labeled); merged only for a window being
+        # evaluated, so its panes have ended at the evaluated watermark and later partials are late
+        self._blocks: dict[int, _MergedPane] = {}
         self._max_pane_end = -math.inf
         self._evaluated_until = -math.inf  # every window ending at or before this is done
         self.n_late_partials = 0
@@ -327,9 +341,13 @@ class WindowEvaluator:
             horizon = round((last_end + self.step_s - self.window_s) / self.pane_s)
             for index in [i for i in self._panes if i < horizon]:
                 del self._panes[index]
+            for block in [b for b in self._blocks if b * self._block_panes < horizon]:
+                del self._blocks[block]
         return results
 
     def _due_ends(self, last_end: float) -> list[float]:
+        if last_end <= self._evaluated_until:  # most calls: no window ended since the last one
+            return []
         ends: set[float] = set()
         for index in self._panes:
             for end in window_ends(index * self.pane_s, pane_s=self.pane_s, window_s=self.window_s,
@@ -341,8 +359,7 @@ class WindowEvaluator:
     def _evaluate(self, end: float) -> WindowResult:
         start = end - self.window_s
         first, stop = round(start / self.pane_s), round(end / self.pane_s)
-        panes = [self._panes[i] for i in sorted(self._panes) if first <= i < stop]
-        merged = self._merge_window(panes)
+        merged = self._merge_window(first, stop)
         loss_signals = self._feed_losses(stop)
         n_events = merged.n_events
         data, histograms = self._data_drift(merged)
@@ -370,8 +387,32 @@ class WindowEvaluator:
         self._losses_fed_below = max(self._losses_fed_below, stop)
         return signals
 
-    def _merge_window(self, panes: list[_MergedPane]) -> _MergedPane:
-        """All panes of a window in one pass per feature (vectorised, not pane after pane)."""
+    def _merge_window(self, first: int, stop: int) -> _MergedPane:
+        """The panes ``first <= index < stop``: sketches from cached blocks of panes, labeled pane by pane.
+
+        Consecutive windows share all blocks but one, so a window merges a few blocks instead
+        of every pane. Counts add exactly and bottom-k samples merge associatively, so the
+        result equals a merge of the panes themselves; the labeled sketches keep their pane order.
+        """
+        blocks = [self._block(b) for b in range(first // self._block_panes, stop // self._block_panes)]
+        merged = self._merge_sketches(blocks)
+        for index in sorted(i for i in self._panes if first <= i < stop):
+            labeled = self._panes[index].labeled
+            if labeled is not None:
+                merged.labeled = labeled if merged.labeled is None else merged.labeled.merge(labeled)
+        return merged
+
+    def _block(self, block: int) -> _MergedPane:
+        """The sketches of the panes of ``block`` merged, from the cache when no partial changed them."""
+        merged = self._blocks.get(block)
+        if merged is None:
+            indices = range(block * self._block_panes, (block + 1) * self._block_panes)
+            merged = self._merge_sketches([self._panes[i] for i in indices if i in self._panes])
+            self._blocks[block] = merged
+        return merged
+
+    def _merge_sketches(self, panes: list[_MergedPane]) -> _MergedPane:
+        """The sketches and counts of ``panes`` in one pass per feature (vectorised, not pane after pane)."""
         features = {
             name: merge_sketches([p.features[name] for p in panes if name in p.features], bins, self.sample_capacity)
             for name, bins in self._bins.features.items()
@@ -381,12 +422,7 @@ class WindowEvaluator:
                                  self.sample_capacity)
             for name, bins in self._prediction_bins.items()
         }
-        labeled = None
-        for pane in panes:
-            if pane.labeled is not None:
-                labeled = pane.labeled if labeled is None else labeled.merge(pane.labeled)
-        return _MergedPane(features, predictions, labeled, sum(p.n_events for p in panes),
-                           sum(p.n_late for p in panes))
+        return _MergedPane(features, predictions, None, sum(p.n_events for p in panes), sum(p.n_late for p in panes))
 
     # --- tests --------------------------------------------------------------------------
 
@@ -395,13 +431,26 @@ class WindowEvaluator:
 
         KS and Wasserstein of all numeric features come from one vectorised pass
         (`sample_distances`, equal to scipy's ``ks_2samp(method="asymp")`` and
-        ``wasserstein_distance``); the verdicts are assembled by the test classes.
+        ``wasserstein_distance``), PSI and Jensen-Shannon of all features from another
+        (`binned_scores`, equal to the test classes'); the verdicts are assembled by the test classes.
         """
         ks, chi2 = KSTest(threshold=self.alpha, method="asymp"), ChiSquareTest(threshold=self.alpha)
         psi, js, wasserstein = PSI(threshold=self.min_effect or None), JensenShannon(), Wasserstein()
         numeric = {name: s for name, s in sketches.items() if isinstance(s, NumericSketch) and s.n > 0}
+        categorical = {name: s for name, s in sketches.items() if isinstance(s, CategoricalSketch) and s.n > 0}
         distances = sample_distances([references[name].sample for name in numeric],
                                      [s.sample.values for s in numeric.values()])
+        binned = {**numeric, **categorical}
+        scores = binned_scores([references[name].counts for name in binned], [s.counts for s in binned.values()],
+                               epsilon=psi.epsilon)
+        score_results = {}
+        for i, (name, sketch) in enumerate(binned.items()):
+            sizes = {"n_reference": int(references[name].counts.sum()), "n_current": int(sketch.counts.sum())}
+            score_results[name] = (
+                psi.judge(name, Statistic(float(scores.psi[i]), score=float(scores.psi[i])), **sizes),
+                js.judge(name, Statistic(float(scores.jensen_shannon[i]), score=float(scores.jensen_shannon[i])),
+                         **sizes),
+            )
         tested: dict[str, list] = {}
         for i, (name, sketch) in enumerate(numeric.items()):
             reference = references[name]
@@ -411,19 +460,15 @@ class WindowEvaluator:
             tested[name] = [
                 ks.judge(name, Statistic(float(distances.ks_statistic[i]), p_value=float(distances.ks_p_value[i])),
                          n_reference=n_ref, n_current=n_cur),
-                psi.result(name, reference.counts, sketch.counts),
-                js.result(name, reference.counts, sketch.counts),
+                *score_results[name],
                 wasserstein.judge(name, Statistic(distance, score=score), n_reference=n_ref, n_current=n_cur),
             ]
-        for name, sketch in sketches.items():
-            if not isinstance(sketch, CategoricalSketch) or sketch.n == 0:
-                continue
+        for name, sketch in categorical.items():
             ref_counts = references[name].counts
             unseen = sketch.unseen_rate
             tested[name] = [
                 chi2.result(name, ref_counts, sketch.counts),
-                psi.result(name, ref_counts, sketch.counts),
-                js.result(name, ref_counts, sketch.counts),
+                *score_results[name],
                 FeatureResult(feature=name, test="new_category_rate", statistic=unseen, score=unseen,
                               threshold=self.new_category_rate, drifted=unseen >= self.new_category_rate,
                               n_reference=int(ref_counts.sum()), n_current=sketch.n),

@@ -5,11 +5,12 @@ from driftline.stream.drift.chi2 import ChiSquareTest
 from driftline.stream.drift.jensen_shannon import JensenShannon
 from driftline.stream.drift.ks import KSTest, binned_ks_statistic
 from driftline.stream.drift.psi import PSI
-from driftline.stream.drift.vectorised import SampleDistances, sample_distances
+from driftline.stream.drift.vectorised import BinnedScores, SampleDistances, binned_scores, sample_distances
 from driftline.stream.drift.wasserstein import Wasserstein
 
 __all__ = [
     "PSI",
+    "BinnedScores",
     "BinnedTest",
     "ChiSquareTest",
     "DriftTest",
@@ -19,5 +20,6 @@ __all__ = [
     "Statistic",
     "Wasserstein",
     "binned_ks_statistic",
+    "binned_scores",
     "sample_distances",
 ]

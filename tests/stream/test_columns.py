@@ -14,7 +14,7 @@ from driftline.schemas.events import (
     RankingPrediction,
 )
 from driftline.stream import PaneAggregator, build_reference
-from driftline.stream.columns import columns_from_events, labeled_columns
+from driftline.stream.columns import Columns, columns_from_events, labeled_columns
 
 
 def _ranking_event(i: int, n_items: int, *, outcome: bool = False) -> PredictionEvent | LabeledEvent:
@@ -73,6 +73,31 @@ def test_mixed_and_missing_values_fall_back_per_column() -> None:
     assert np.isnan(columns.features["b"]).all() and columns.features["a"][0] == 1.0
     assert np.isnan(columns.features["a"][1])
     assert columns.prediction.tolist() == ["x", "y"]
+
+
+def test_numeric_predictions_convert_in_one_step_or_fall_back() -> None:
+    profile = build_reference(
+        [PredictionEvent(event_id=f"e{i}", ts=0.0, model="m", model_version="1", request_id=f"r{i}",
+                         features={"a": float(i)}, prediction=float(i)) for i in range(50)],
+        model="m", model_version="1", task="regression")
+
+    def events(*predictions: object) -> list[PredictionEvent]:
+        return [PredictionEvent(event_id=str(i), ts=0.0, model="m", model_version="1", request_id=str(i),
+                                features={"a": 1.0}, prediction=p) for i, p in enumerate(predictions)]
+
+    assert columns_from_events(events(1.5, 2, -3.0), profile).prediction.tolist() == [1.5, 2.0, -3.0]
+    mixed = columns_from_events(events(1.5, ClassPrediction(label="x"), 4.0), profile).prediction
+    assert mixed[[0, 2]].tolist() == [1.5, 4.0] and np.isnan(mixed[1])
+
+
+def test_rows_are_views_equal_to_take() -> None:
+    ts = np.arange(6, dtype=float)
+    columns = Columns(ts, ts / 10, {"a": ts * 2}, ts + 1, ts / 10, score=ts * 3)
+    part, taken = columns.rows(2, 5), columns.take(np.arange(2, 5))
+    assert np.shares_memory(part.features["a"], columns.features["a"])
+    for name in ("ts", "keys", "prediction", "prediction_keys", "score"):
+        assert getattr(part, name).tolist() == getattr(taken, name).tolist()
+    assert part.features["a"].tolist() == taken.features["a"].tolist() == [4.0, 6.0, 8.0]
 
 
 def test_labeled_columns_per_task() -> None:

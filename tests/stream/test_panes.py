@@ -86,6 +86,22 @@ def test_panes_close_exactly_once_under_shuffled_out_of_order_input(profile: Ref
     assert [comparable(p) for p in shuffled] == [comparable(p) for p in in_order]  # same sketches, same samples
 
 
+def test_batches_in_or_out_of_time_order_give_the_same_partials(profile: ReferenceProfile) -> None:
+    events = prediction_events(np.random.default_rng(12), n=600, t0=0.0, t1=290.0)
+    ordered, shuffled = _agg(profile, heartbeats=False), _agg(profile, heartbeats=False)
+    ordered.add_predictions(events)  # in time order: each pane's rows are a view
+    shuffled.add_predictions([events[i] for i in np.random.default_rng(3).permutation(len(events))])
+    expected = ordered.close_panes()
+    assert [p.pane_start for p in expected] == [0.0, 60.0, 120.0, 180.0] and all(p.n_events for p in expected)
+    assert [comparable(p) for p in shuffled.close_panes()] == [comparable(p) for p in expected]
+
+
+def test_a_batch_of_several_models_is_split_by_model(profile: ReferenceProfile) -> None:
+    agg = _agg(profile, heartbeats=False)
+    agg.add_predictions([_event(i, float(i), model="m" if i % 3 else "other") for i in range(90)])
+    assert agg.counters.applied == {"m": 60} and agg.counters.unmonitored == {"other": 30}
+
+
 def test_unmonitored_models_are_counted(profile: ReferenceProfile) -> None:
     agg = _agg(profile)
     agg.add_predictions([_event(0, 1.0, model="other"), _event(1, 2.0)])

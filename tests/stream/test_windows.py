@@ -84,6 +84,25 @@ def test_each_window_once_under_shuffled_partials_and_random_watermarks(profile:
     assert _summary(results) == _summary(expected)
 
 
+@pytest.mark.parametrize(("window_s", "step_s"), [(300.0, 120.0), (600.0, 300.0), (420.0, 420.0)])
+def test_windows_merged_from_cached_blocks_equal_windows_of_all_panes(profile: ReferenceProfile, window_s: float,
+                                                                       step_s: float) -> None:
+    partials = sorted(_partials(profile, n_panes=24), key=lambda p: p.pane_start)
+    stepwise = _evaluator(profile, window_s=window_s, step_s=step_s)  # windows one by one: blocks are reused
+    results = []
+    for partial in partials:
+        stepwise.add(partial)
+        results.extend(stepwise.ready(watermark=partial.pane_start))
+    results.extend(stepwise.ready(watermark=24 * PANE_S))
+    for result in results:  # each window again, on a fresh evaluator holding just its own panes
+        alone = _evaluator(profile, window_s=window_s, step_s=step_s)
+        for partial in partials:
+            if result.window_start <= partial.pane_start < result.window_end:
+                alone.add(partial)
+        expected = alone.ready(watermark=result.window_end)[-1]  # earlier windows hold some of its panes too
+        assert expected.window_end == result.window_end and repr(result) == repr(expected)
+
+
 def test_late_and_foreign_partials_are_counted_and_ignored(profile: ReferenceProfile) -> None:
     partials = _partials(profile, n_panes=6, sources=1)
     evaluator = _evaluator(profile, window_s=120.0, step_s=120.0)

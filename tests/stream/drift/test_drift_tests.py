@@ -20,6 +20,7 @@ from driftline.stream.drift import (
     KSTest,
     Wasserstein,
     binned_ks_statistic,
+    binned_scores,
     sample_distances,
 )
 
@@ -139,6 +140,29 @@ def test_vectorised_distances_equal_scipy(seed: int, n_ref: int, n_cur: int, tie
         assert got.ks_statistic[i] == pytest.approx(expected.statistic, abs=1e-12)
         assert got.ks_p_value[i] == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-15)
         assert got.wasserstein[i] == pytest.approx(stats.wasserstein_distance(ref, cur), rel=1e-9, abs=1e-12)
+
+
+def test_memoised_ks_p_values_equal_kstwo_sf() -> None:
+    rng = np.random.default_rng(11)
+    refs = [np.sort(rng.normal(size=500)) for _ in range(6)]  # sorted references skip the sort
+    curs = [rng.normal(0.05 * i, size=200) for i in range(6)]
+    first, again = sample_distances(refs, curs), sample_distances(refs[::-1], curs[::-1])
+    expected = np.clip(stats.kstwo.sf(first.ks_statistic, np.full(6, round(500 * 200 / 700))), 0.0, 1.0)
+    assert first.ks_p_value.tolist() == expected.tolist()
+    assert again.ks_p_value.tolist() == first.ks_p_value.tolist()[::-1]  # from the memo, unchanged
+    assert again.wasserstein.tolist() == first.wasserstein.tolist()[::-1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.lists(st.sampled_from([2, 5, 22]), min_size=1, max_size=8))
+def test_binned_scores_equal_the_test_classes(seed: int, bins: list[int]) -> None:
+    rng = np.random.default_rng(seed)
+    refs = [rng.integers(0, 400, size=b) * (rng.random() > 0.1) for b in bins]  # some sides without counts
+    curs = [rng.integers(0, int(rng.choice([3, 3000])), size=b) for b in bins]
+    got = binned_scores(refs, curs)
+    for i, (ref, cur) in enumerate(zip(refs, curs, strict=True)):
+        assert float(got.psi[i]) == PSI().compute(ref, cur).score
+        assert float(got.jensen_shannon[i]) == JensenShannon().compute(ref, cur).score
 
 
 def test_vectorised_distances_of_empty_samples() -> None:
