@@ -155,7 +155,13 @@ def test_two_processes_split_the_partitions_and_agree_with_one(
     try:
         wait_until_committed(pipeline, pipeline.config().ingest.group_id)
         wait_until_labeled(pipeline, reference_run.ingest.labeled)
-        assigned = [requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["partitions"] for port in ports]
+        # A rebalance may still be settling when the outputs are complete: read the split once it is stable.
+        deadline = time.monotonic() + 30
+        while True:
+            assigned = [requests.get(f"http://127.0.0.1:{p}/healthz", timeout=5).json()["partitions"] for p in ports]
+            if all(len(partitions) == 1 for partitions in assigned) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
     finally:
         for process in processes:
             stop(process)
