@@ -89,8 +89,9 @@ class PaneAggregator:
     labeled_capacity
         Labeled rows sampled per pane for concept drift.
     heartbeats
-        Emit an empty partial for the latest closed pane of every model seen when that pane
-        had no events, so stage 2's watermark advances through quiet periods.
+        Emit an empty partial for the latest closed pane of every monitored model that had no
+        events in it (also models this source never saw), so stage 2's watermark advances
+        through quiet periods and for models absent from this partition.
     seed
         Seed of the sample keys.
 
@@ -303,13 +304,14 @@ class PaneAggregator:
             pane = self._open.pop(key)
             partials.append(self._partial(model, reference_id, index, pane))
             self._last_closed[model] = max(self._last_closed.get(model, index), index)
-        if self.heartbeats:
+        if self.heartbeats and self._last_closed:  # no heartbeat before this source has closed a real pane
             latest = closed_below - 1
-            for model in sorted(self._last_closed):  # models with a pane closed: no heartbeat before data
-                bins = self._bins.get(model)
-                if bins is None or self._last_closed[model] >= latest:
+            # Every monitored model, including those this source never saw: stage 2 waits for all sources,
+            # so a model whose requests never hash to this partition must still see its watermark move.
+            for model in sorted(self._bins):
+                if self._last_closed.get(model, -math.inf) >= latest:
                     continue
-                partials.append(self._partial(model, bins.profile.reference_id, latest, None))
+                partials.append(self._partial(model, self._bins[model].profile.reference_id, latest, None))
                 self._last_closed[model] = latest
         partials.sort(key=lambda p: (p.pane_start, p.model))
         return partials

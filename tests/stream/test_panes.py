@@ -119,6 +119,18 @@ def test_heartbeats_mark_quiet_panes(profile: ReferenceProfile) -> None:
     assert agg.close_panes() == []  # nothing new
 
 
+def test_heartbeats_cover_monitored_models_this_source_never_saw(profile: ReferenceProfile) -> None:
+    agg = PaneAggregator({"m": profile, "n": profile.model_copy(update={"model": "n"})}, pane_s=60.0,
+                         allowed_lateness_s=0.0, source="ingest-0")
+    agg.add_predictions([_event(0, 10.0)])
+    assert agg.close_panes() == []
+    agg.add_predictions([_event(1, 200.0)])
+    partials = agg.close_panes()
+    assert [(p.model, p.pane_start, p.n_events) for p in partials] == [("m", 0.0, 1), ("m", 120.0, 0), ("n", 120.0, 0)]
+    agg.add_predictions([_event(2, 260.0)])
+    assert [(p.model, p.pane_start) for p in agg.close_panes()] == [("m", 180.0), ("n", 180.0)]
+
+
 def test_set_profile_starts_new_panes_on_the_new_reference(profile: ReferenceProfile) -> None:
     agg = _agg(profile, lateness=0.0, heartbeats=False)
     agg.add_predictions([_event(0, 10.0)])
