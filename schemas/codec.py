@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
@@ -17,7 +17,16 @@ from typing import Any, Generic, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from driftline.schemas.events import SCHEMA_VERSION
+from driftline.schemas.events import (
+    SCHEMA_VERSION,
+    ClassPrediction,
+    LabeledEvent,
+    OutcomeEvent,
+    PredictionEvent,
+    RankedItem,
+    RankingOutcome,
+    RankingPrediction,
+)
 
 __all__ = [
     "DecodeResult",
@@ -84,8 +93,28 @@ class DecodeResult(Generic[E]):
     rejects: list[Reject] = field(default_factory=list)
 
 
+# Events whose fields hold only JSON types (str, float, int, None, dicts and lists of them) and
+# models of this set, so orjson can write their fields directly: half the cost of model_dump.
+_PLAIN_JSON_MODELS = frozenset(
+    {PredictionEvent, OutcomeEvent, LabeledEvent, ClassPrediction, RankingPrediction, RankedItem, RankingOutcome}
+)
+
+
+def _set_fields(model: BaseModel) -> dict[str, Any]:
+    """A plain model's fields without the None ones, as ``model_dump(exclude_none=True)`` gives them."""
+    if type(model) not in _PLAIN_JSON_MODELS:
+        raise TypeError(f"{type(model).__name__} is not a plain JSON model")
+    return {name: value for name, value in model.__dict__.items() if value is not None}
+
+
 def encode(event: BaseModel) -> bytes:
-    """Serialise an event to JSON bytes with orjson."""
+    """Serialise an event to JSON bytes with orjson.
+
+    The hot events (predictions, outcomes, labeled events) go straight from their fields to
+    orjson; the others through ``model_dump(mode="json")``. Both give the same bytes.
+    """
+    if type(event) in _PLAIN_JSON_MODELS:
+        return orjson.dumps(_set_fields(event), default=_set_fields)
     return orjson.dumps(event.model_dump(mode="json", exclude_none=True))
 
 
@@ -124,7 +153,7 @@ def decode_one(
     if not isinstance(data, dict):
         return Reject(RejectReason.SCHEMA_VIOLATION, f"expected a JSON object, got {type(data).__name__}", message)
     version = data.get("schema_version", SCHEMA_VERSION)
-    if version not in SUPPORTED_SCHEMA_VERSIONS:
+    if not isinstance(version, Hashable) or version not in SUPPORTED_SCHEMA_VERSIONS:
         return Reject(
             RejectReason.UNKNOWN_SCHEMA_VERSION,
             f"schema_version {version!r} not in {sorted(SUPPORTED_SCHEMA_VERSIONS)}",

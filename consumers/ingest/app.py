@@ -19,13 +19,14 @@ or session timeout) and takes back its partitions without a rebalance.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from driftline.config import DriftlineConfig
 from driftline.consumers.common.checkpoint import Checkpoint
@@ -58,6 +59,33 @@ _STALL_S = 60.0
 def changelog_topic(cfg: DriftlineConfig) -> str:
     """Name of ingest's state changelog: one per consumer group, like Kafka Streams' ``<app>-<store>-changelog``."""
     return f"{cfg.kafka.topic_prefix}ingest-{cfg.ingest.group_id}-changelog"
+
+
+class _LagExporter(threading.Thread):
+    """Exports consumer lag every ``interval_s`` from its own thread.
+
+    The high watermarks are a broker round trip per partition (~0.2 s each on a busy broker):
+    asked from the consume loop they stalled ingest for ~20 % of its time. librdkafka handles
+    are thread-safe, and `stop` is called before the consumer closes.
+    """
+
+    def __init__(self, consumer: Consumer, metrics: Metrics, interval_s: float) -> None:
+        super().__init__(name="ingest-lag", daemon=True)
+        self._consumer = consumer
+        self._metrics = metrics
+        self._interval_s = interval_s
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(self._interval_s):
+            try:
+                export_lag(self._consumer, self._metrics)
+            except KafkaException as exc:  # a slow broker must not end the service over a gauge
+                log.warning("consumer lag not exported: %s", exc)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join()
 
 
 @dataclass(slots=True)
@@ -114,6 +142,7 @@ class IngestApp:
         self._checkpoint: Checkpoint | None = None
         self._references: ReferenceBook | None = None
         self._dlq: DeadLetterWriter | None = None
+        self._lag: _LagExporter | None = None
 
     # --- composition -----------------------------------------------------------------
 
@@ -146,9 +175,13 @@ class IngestApp:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
+        self._lag = _LagExporter(self._consumer, self.metrics, _LAG_INTERVAL_S)
+        self._lag.start()
 
     def _close(self) -> None:
         try:
+            if self._lag is not None:
+                self._lag.stop()
             if self._clients is not None:
                 self._clients.close()  # revocation commits the last transaction (_on_revoke)
         finally:
@@ -168,7 +201,6 @@ class IngestApp:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         self._open()
         assert self._consumer is not None and self._checkpoint is not None and self._references is not None
-        last_lag = 0.0
         try:
             while not self.stop.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
@@ -186,9 +218,6 @@ class IngestApp:
                 self._references.poll()
                 if not self._checkpoint.empty() and self._checkpoint.expired():
                     self._commit()
-                if self._last_loop - last_lag >= _LAG_INTERVAL_S:
-                    export_lag(self._consumer, self.metrics)
-                    last_lag = self._last_loop
             if not self._checkpoint.empty():
                 self._commit()
         finally:

@@ -1,0 +1,68 @@
+"""`encode`'s direct path for the hot events gives the bytes ``model_dump(mode="json")`` gives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from driftline.schemas import LabeledEvent, OutcomeEvent, PredictionEvent
+from driftline.schemas.codec import RawMessage, Reject, decode_one, encode
+from driftline.stream.join import join_event
+
+
+def _reference_encode(event: BaseModel) -> bytes:
+    return orjson.dumps(event.model_dump(mode="json", exclude_none=True))
+
+
+names = st.text(min_size=1, max_size=8)
+numbers = st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**53), 2**53)
+feature_values = st.none() | st.integers(-(2**63), 2**63 - 1) | numbers | st.text(max_size=5)
+predictions = st.one_of(
+    numbers,
+    st.fixed_dictionaries({"label": names}, optional={"probabilities": st.none() | st.dictionaries(
+        names, st.floats(0.0, 1.0), max_size=3)}),
+    st.fixed_dictionaries({"group_id": names, "items": st.lists(
+        st.fixed_dictionaries({"item_id": names, "score": numbers}), min_size=1, max_size=3)}),
+)
+outcomes = st.one_of(numbers, st.text(max_size=5), st.fixed_dictionaries(
+    {"group_id": names, "relevance": st.dictionaries(names, numbers, min_size=1, max_size=3)}))
+prediction_events = st.builds(
+    lambda prediction, features, variant, entity_id: PredictionEvent.model_validate({
+        "event_id": "e1", "ts": 1.5, "model": "m", "model_version": "1", "request_id": "r1",
+        "features": features, "prediction": prediction, "variant": variant, "entity_id": entity_id}),
+    predictions, st.dictionaries(st.text(max_size=6), feature_values, max_size=5), st.none() | names,
+    st.none() | names,
+)
+outcome_events = st.builds(
+    lambda outcome: OutcomeEvent(event_id="o1", ts=2.0, request_id="r1", model="m", outcome=outcome), outcomes)
+
+
+@settings(max_examples=200, deadline=None)
+@given(prediction=prediction_events, outcome=outcome_events)
+def test_hot_events_encode_as_model_dump_does(prediction: PredictionEvent, outcome: OutcomeEvent) -> None:
+    labeled = join_event(prediction, outcome)
+    for event in (prediction, outcome, labeled):
+        assert encode(event) == _reference_encode(event)
+        assert type(event).model_validate_json(encode(event)) == event
+
+
+def test_none_feature_values_stay_and_none_fields_are_left_out() -> None:
+    labeled = LabeledEvent(event_id="l", ts=1.0, outcome_ts=2.0, model="m", model_version="1", request_id="r",
+                           features={"x": None}, prediction=0.5, outcome=1.0)
+    assert encode(labeled) == _reference_encode(labeled)
+    assert b'"x":null' in encode(labeled)
+    assert b"variant" not in encode(labeled)
+
+
+@pytest.mark.parametrize("version", [[], {}, [1]])
+def test_unhashable_schema_version_is_a_reject_not_a_crash(version: Any) -> None:
+    payload = orjson.dumps({"event_id": "o1", "ts": 1.0, "request_id": "r", "model": "m", "outcome": 1.0,
+                            "schema_version": version})
+    got = decode_one(RawMessage(payload), OutcomeEvent)
+    assert isinstance(got, Reject)
+    assert got.reason == "unknown_schema_version"
