@@ -15,10 +15,10 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
+from driftline.config import load_config
 from driftline.local.kafka import LocalKafka
 from driftline.local.mlflow_server import LocalMlflow
 
@@ -65,9 +65,10 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
     if docker_run is not None:
         yield from docker_run
         return
+    local = load_config().local  # the same jar cache `make jars` fills
     broker = LocalKafka(
-        version=os.environ.get("DRIFTLINE_KAFKA_VERSION", "4.1.1"),
-        cache_dir=Path("~/.cache/driftline").expanduser(),
+        version=local.kafka_version,
+        cache_dir=local.cache_dir,
         data_dir=tmp_path_factory.mktemp("kafka"),
         port=free_port(),
         controller_port=free_port(),
