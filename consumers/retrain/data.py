@@ -161,13 +161,18 @@ def time_split(frame: pd.DataFrame, holdout_fraction: float, *, task: Task) -> t
 
 
 class LabeledReader:
-    """Read one model's labeled events with event time in ``[start_ts, end_ts)`` from Kafka.
+    """Read one model's labeled events whose label became known in ``[start_ts, end_ts)`` from Kafka.
+
+    The span is on ``outcome_ts``, as the monitor assigns labeled events to windows: the rows
+    behind a concept alert are exactly those, and ingest commits each labeled event in the same
+    transaction as the panes it fed, so every one of them is readable once the alert exists
+    (a prediction-time span would miss rows whose labels were still pending at the window end).
 
     The reader seeks each partition to the first record whose Kafka timestamp is at or after
     ``start_ts`` (``offsets_for_times``) and reads to the partition's end as it was when the
     read began. A record's Kafka timestamp is when it was produced, never before the event
     it carries, so seeking by ``start_ts`` cannot skip an event of the span; events outside
-    the span and other models' events are filtered out by their own ``ts``.
+    the span and other models' events are filtered out by their own ``outcome_ts``.
 
     It uses its own group-less consumer and never commits, so it does not disturb the worker's
     group. Records that do not decode are skipped and counted in `rejected`.
@@ -236,7 +241,7 @@ class LabeledReader:
                 if not isinstance(decoded, LabeledEvent):
                     self.rejected += 1
                     continue
-                if decoded.model == model and start_ts <= decoded.ts < end_ts:
+                if decoded.model == model and start_ts <= decoded.outcome_ts < end_ts:
                     events.append(decoded)
         events.sort(key=lambda e: (e.ts, e.request_id))
         if max_events is not None and len(events) > max_events:

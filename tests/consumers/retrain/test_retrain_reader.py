@@ -21,11 +21,13 @@ def test_reader_returns_one_models_events_in_the_span_oldest_first(kafka, topic_
     produce(kafka.bootstrap, topic, churn[::-1] + other)  # arrival order is not event-time order
     reader = LabeledReader(KafkaSettings(bootstrap_servers=kafka.bootstrap), topic, timeout_s=30)
 
+    # The span is on the time each label became known (outcome_ts = ts + 60 in these events).
     span = reader.read("churn", start + 100, start + 200)
-    assert [e.ts for e in span] == [start + i for i in range(100, 200)]
+    assert [e.outcome_ts for e in span] == [start + 60 + i for i in range(40, 140)]
+    assert [e.ts for e in span] == sorted(e.ts for e in span)  # oldest first
     assert {e.model for e in span} == {"churn"}
     latest = reader.read("churn", start, start + 300, max_events=50)
-    assert [e.ts for e in latest] == [start + i for i in range(250, 300)]
+    assert [e.ts for e in latest] == [start + i for i in range(190, 240)]
     assert reader.read("churn", start + 1000, start + 2000) == []
 
 
