@@ -35,12 +35,32 @@ from driftline.schemas.profiles import PanePartial, ReferenceProfile
 from driftline.stream.policy import AlertPolicy, AlertState
 from driftline.stream.windows import WindowEvaluator, WindowResult
 
-__all__ = ["Evaluation", "ModelState", "MonitorHandler", "MonitorOutputs"]
+__all__ = ["Evaluation", "ModelState", "MonitorHandler", "MonitorOutputs", "evaluator_for"]
 
 _SEP = b"\x1f"
 _PANE = b"pane"
 _MODEL = b"model"
 _SOURCES = b"sources"
+
+
+def evaluator_for(profile: ReferenceProfile, settings: MonitorSettings) -> WindowEvaluator:
+    """The window evaluator stage 2 runs for ``profile`` with the monitor section ``settings``.
+
+    One definition, so `driftline report` rebuilds a window exactly as the monitor judged it.
+    """
+    return WindowEvaluator(
+        profile,
+        window_s=settings.window_s,
+        step_s=settings.step_s,
+        pane_s=settings.pane_s,
+        allowed_lateness_s=settings.allowed_lateness_s,
+        correction=settings.correction,
+        alpha=settings.alpha,
+        min_effect=settings.min_effect,
+        drift_ratio_threshold=settings.drift_ratio_threshold,
+        min_samples=settings.min_samples,
+        concept_relative_drop=settings.concept_drop_threshold,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,29 +141,13 @@ class MonitorHandler:
         self.policy = AlertPolicy(hysteresis_windows=settings.hysteresis_windows, cooldown_s=settings.cooldown_s)
         self.models: dict[str, ModelState] = {}
 
-    def _evaluator(self, profile: ReferenceProfile) -> WindowEvaluator:
-        s = self.settings
-        return WindowEvaluator(
-            profile,
-            window_s=s.window_s,
-            step_s=s.step_s,
-            pane_s=s.pane_s,
-            allowed_lateness_s=s.allowed_lateness_s,
-            correction=s.correction,
-            alpha=s.alpha,
-            min_effect=s.min_effect,
-            drift_ratio_threshold=s.drift_ratio_threshold,
-            min_samples=s.min_samples,
-            concept_relative_drop=s.concept_drop_threshold,
-        )
-
     def _ensure_evaluator(self, model: str, state: ModelState) -> WindowEvaluator | None:
         """The model's evaluator on its current profile; rebuilt from held panes when the profile changes."""
         profile = self.profiles.get(model)
         if profile is None:
             return None
         if state.evaluator is None or state.evaluator.profile.reference_id != profile.reference_id:
-            state.evaluator = self._evaluator(profile)
+            state.evaluator = evaluator_for(profile, self.settings)
             for partial in sorted(state.panes.values(), key=lambda p: (p.pane_start, p.source)):
                 if partial.reference_id == profile.reference_id:
                     state.evaluator.add(partial)

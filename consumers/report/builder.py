@@ -22,8 +22,9 @@ from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from driftline.config import MonitorSettings
+from driftline.consumers.monitor.handler import evaluator_for
 from driftline.schemas.profiles import PanePartial, ReferenceProfile
-from driftline.stream.windows import WindowEvaluator, WindowResult, window_ends
+from driftline.stream.windows import WindowResult, window_ends
 
 __all__ = [
     "PaneHeader",
@@ -62,23 +63,6 @@ H = TypeVar("H", bound=PaneHeader)
 
 class ReportError(ValueError):
     """Why no report can be made, in one line an operator can act on."""
-
-
-def evaluator_for(profile: ReferenceProfile, settings: MonitorSettings) -> WindowEvaluator:
-    """The window evaluator stage 2 runs for ``profile`` with the monitor section ``settings``."""
-    return WindowEvaluator(
-        profile,
-        window_s=settings.window_s,
-        step_s=settings.step_s,
-        pane_s=settings.pane_s,
-        allowed_lateness_s=settings.allowed_lateness_s,
-        correction=settings.correction,
-        alpha=settings.alpha,
-        min_effect=settings.min_effect,
-        drift_ratio_threshold=settings.drift_ratio_threshold,
-        min_samples=settings.min_samples,
-        concept_relative_drop=settings.concept_drop_threshold,
-    )
 
 
 def source_watermark(partials: Iterable[PaneHeader]) -> float:
