@@ -153,7 +153,7 @@ def test_demo_closes_the_loop_on_real_kafka_and_mlflow(kafka, mlflow_server: str
     from mlflow import MlflowClient
 
     tag = uuid.uuid4().hex[:8]
-    plan = DemoPlan(data_dir=tmp_path / "demo", duration_s=150.0, model=f"demo-{tag}", events=20_000, rate=0.0,
+    plan = DemoPlan(data_dir=tmp_path / "demo", duration_s=150.0, model=f"demo-{tag}", rate=0.0,
                     bootstrap=kafka.bootstrap, tracking_uri=mlflow_server, topic_prefix=f"test{tag}.")
     output = io.StringIO()
     client = MlflowClient(mlflow_server)
