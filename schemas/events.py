@@ -197,6 +197,11 @@ class ModelEvent(Event):
     version: NonEmptyStr
     action: Literal["registered", "promoted", "challenger", "rolled_back", "archived", "deferred"]
     previous_champion: str | None = None
+    champion: str | None = Field(
+        None,
+        description="the champion version after this decision; every event names it, so the latest record per "
+        "model on the compacted topic tells the champion even when it is a deferral or a challenger",
+    )
     reason: str = ""
     run_id: str | None = None
     alert_id: str | None = None

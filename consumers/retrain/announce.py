@@ -11,7 +11,7 @@ import time
 
 from driftline.config import DriftlineConfig
 from driftline.consumers.common.kafka import make_producer
-from driftline.consumers.retrain.registry import MlflowRegistry
+from driftline.consumers.retrain.registry import ALIAS_CHAMPION, MlflowRegistry
 from driftline.schemas.codec import encode
 from driftline.schemas.events import ModelEvent, deterministic_id
 
@@ -37,7 +37,8 @@ def announce_decision(
     run_id = registry.client.get_model_version(model, version).run_id or None
     event = ModelEvent(
         event_id=deterministic_id("manual", model, version, action, now), ts=now, model=model, version=version,
-        action=action, previous_champion=previous, reason=reason, run_id=run_id,
+        action=action, previous_champion=previous, champion=registry.version_for_alias(model, ALIAS_CHAMPION),
+        reason=reason, run_id=run_id,
         metrics=registry.version_metrics(model, version),
     )
     records = [(cfg.kafka.topic("models"), encode(event))]

@@ -201,6 +201,7 @@ class RetrainHandler:
         event = ModelEvent(
             event_id=deterministic_id("deferred", alert.alert_id), ts=self.clock(), model=alert.model,
             version=alert.model_version, action="deferred", reason=reason, alert_id=alert.alert_id,
+            champion=self.registry.version_for_alias(alert.model, ALIAS_CHAMPION),
         )
         return HandleResult("deferred", reason, (Output("models", alert.model.encode(), encode(event)),))
 
@@ -299,7 +300,8 @@ class RetrainHandler:
         reason = f"{decision.reason} (compared with {champion_source})"
         event = ModelEvent(
             event_id=deterministic_id("decision", alert.alert_id), ts=self.clock(), model=alert.model,
-            version=version, action=decision.action, previous_champion=previous or champion_version, reason=reason,
+            version=version, action=decision.action, previous_champion=previous or champion_version,
+            champion=self.registry.version_for_alias(alert.model, ALIAS_CHAMPION), reason=reason,
             run_id=run_id, alert_id=alert.alert_id, metrics=candidate_metrics, champion_metrics=champion_metrics,
         )
         self.registry.set_tags(run_id, {

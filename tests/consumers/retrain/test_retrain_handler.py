@@ -138,7 +138,7 @@ def test_retrain_registers_decides_and_publishes_decision_and_reference() -> Non
     assert result.outcome == "promoted" and result.version == "1" and result.run_id == "run1"
     assert [o.topic for o in result.outputs] == ["models", "references"]
     event = ModelEvent.model_validate_json(result.outputs[0].value)
-    assert (event.action, event.alert_id, event.run_id) == ("promoted", alert.alert_id, "run1")
+    assert (event.action, event.alert_id, event.run_id, event.champion) == ("promoted", alert.alert_id, "run1", "1")
     run = registry.runs["run1"]
     assert run.tags["driftline.status"] == "done" and run.status == "FINISHED"
     assert {"alert.json", "drift_report.md", "reference.json"} <= set(run.texts)
@@ -169,13 +169,15 @@ def test_an_unfinished_run_is_discarded_and_the_alert_handled_afresh() -> None:
     assert result.outcome == "promoted" and list(registry.runs) == [result.run_id] != ["crashed"]
 
 
-def test_cooldown_defers_without_a_run() -> None:
+def test_cooldown_defers_without_a_run_and_names_the_standing_champion() -> None:
     registry = FakeRegistry()
     registry.last_ts = 1_800_000_000.0 - 600
+    registry.aliases["champion"] = "4"
     result = handler_with(registry).handle(make_alert("churn", EVENTS))
     assert result.outcome == "deferred" and "3000 s left" in result.reason
     event = ModelEvent.model_validate_json(result.outputs[0].value)
-    assert (event.action, event.version) == ("deferred", "1")
+    # the compacted `models` topic keeps only this record for the model: it must still name the champion
+    assert (event.action, event.version, event.champion) == ("deferred", "1", "4")
     assert registry.runs == {}
 
 
@@ -214,6 +216,8 @@ def test_the_champion_is_judged_on_the_same_holdout() -> None:
     second = handler.handle(make_alert("churn", EVENTS, salt="2"))
     assert second.champion_metrics == first.metrics  # same data, same seed: the champion scores what it scored
     assert second.outcome == "challenger" and "does not beat the champion" in second.reason
+    decision = ModelEvent.model_validate_json(second.outputs[0].value)
+    assert (decision.version, decision.champion) == ("2", "1")  # a challenger leaves the champion standing
 
 
 @pytest.mark.parametrize("model", ["churn", "eta", "race"])
