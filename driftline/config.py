@@ -31,6 +31,7 @@ __all__ = [
     "MonitorSettings",
     "ProducerSettings",
     "RetrainSettings",
+    "TransactionalServiceSettings",
     "load_config",
 ]
 
@@ -111,9 +112,12 @@ class LocalSettings(_Section):
     start_timeout_s: float = Field(90.0, gt=0)
 
 
-class _TransactionalService(_Section):
+class TransactionalServiceSettings(_Section):
     """Settings of a service that commits outputs, state changelog and offsets in one Kafka transaction."""
 
+    group_id: str = Field(min_length=1)
+    batch_size: int = Field(1000, ge=1, description="records consumed per batch")
+    poll_timeout_s: float = Field(0.5, gt=0)
     commit_interval_s: float = Field(1.0, gt=0, description="transaction length: outputs, state and offsets")
     session_timeout_s: float = Field(10.0, ge=6, description="group session; a dead member's partitions move after it")
     transaction_timeout_s: float = Field(30.0, gt=0, description="broker aborts a dead producer's transaction after it")
@@ -121,18 +125,17 @@ class _TransactionalService(_Section):
     instance_id: str = Field("0", min_length=1, description="stable name of this process in the group (fencing)")
 
 
-class IngestSettings(_TransactionalService):
-    group_id: str = "driftline-ingest"
+class IngestSettings(TransactionalServiceSettings):
+    group_id: str = Field("driftline-ingest", min_length=1)
     batch_size: int = Field(5000, ge=1)
-    poll_timeout_s: float = Field(0.5, gt=0)
     max_payload_bytes: int = Field(1_048_576, ge=64)
     max_label_delay_s: float = Field(86_400.0, gt=0)
     pane_s: float = Field(60.0, gt=0)
     allowed_lateness_s: float = Field(120.0, ge=0)
 
 
-class MonitorSettings(_TransactionalService):
-    group_id: str = "driftline-monitor"
+class MonitorSettings(TransactionalServiceSettings):
+    group_id: str = Field("driftline-monitor", min_length=1)
     window_s: float = Field(3600.0, gt=0)
     step_s: float = Field(300.0, gt=0)
     pane_s: float = Field(60.0, gt=0)
@@ -147,7 +150,6 @@ class MonitorSettings(_TransactionalService):
     min_samples: int = Field(200, ge=1)
     top_features_metrics: int = Field(20, ge=1, description="features exported per model as labels")
     batch_size: int = Field(1000, ge=1, description="pane partials consumed per batch")
-    poll_timeout_s: float = Field(0.5, gt=0)
 
     @model_validator(mode="after")
     def _window_is_made_of_panes(self) -> MonitorSettings:

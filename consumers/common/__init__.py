@@ -12,6 +12,7 @@ __all__ = [
     "lag",
     "metrics",
     "references",
+    "service",
     "signals",
     "transactional",
 ]
