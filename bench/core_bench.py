@@ -15,6 +15,9 @@ What is measured, on one process (numpy single-threaded):
   ``scipy.stats.ks_2samp(reference, window)`` per feature; same stream, same windows.
 - memory: tracemalloc peak of the core with 10^5 and 10^6 events per window (input
   batches generated on the fly, so the peak is the core's state plus one batch).
+- per stage: the columnar runs' CPU time per window step (5 minutes of event time) in each
+  stage the services chain: `add_columns` (stage 1), `close_panes` (the PanePartial objects
+  stage 1 publishes), `WindowEvaluator.add` (stage 2 reading them) and `ready` (windows).
 
 Windows are the defaults (1 h every 5 min, panes of 1 min); the event-time rate sets the
 events per window.
@@ -23,6 +26,7 @@ events per window.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import time
 import tracemalloc
@@ -101,15 +105,31 @@ def events_of(columns: Columns, first_id: int) -> list[PredictionEvent]:
     ]
 
 
-def run_core(profile: ReferenceProfile, inputs: Iterator, feed: Callable[[PaneAggregator, object], None]) -> int:
+STAGES = ("stage 1: add batch", "stage 1: close panes", "stage 2: add partials", "stage 2: windows")
+
+
+def run_core(profile: ReferenceProfile, inputs: Iterator, feed: Callable[[PaneAggregator, object], None],
+             stage_cpu_s: dict[str, float] | None = None) -> int:
+    """The core as the services chain it; ``stage_cpu_s`` (optional) collects CPU seconds per stage."""
     aggregator = PaneAggregator({"m": profile}, pane_s=PANE_S, allowed_lateness_s=0.0, source="bench")
     evaluator = WindowEvaluator(profile, window_s=WINDOW_S, step_s=STEP_S, pane_s=PANE_S)
     windows = 0
+    spent = dict.fromkeys(STAGES, 0.0)
     for item in inputs:
+        start = time.process_time()
         feed(aggregator, item)
-        for partial in aggregator.close_panes():
+        fed = time.process_time()
+        partials = aggregator.close_panes()
+        closed = time.process_time()
+        for partial in partials:
             evaluator.add(partial)
+        added = time.process_time()
         windows += len(evaluator.ready(watermark=aggregator.watermark))
+        done = time.process_time()
+        for stage, (begin, end) in zip(STAGES, itertools.pairwise((start, fed, closed, added, done)), strict=True):
+            spent[stage] += end - begin
+    if stage_cpu_s is not None:
+        stage_cpu_s.update(spent)
     return windows
 
 
@@ -154,11 +174,13 @@ def main() -> None:
     profile, reference_values = reference(np.random.default_rng(0))
     stream = Stream(seed=1)
     rows: list[Row] = []
+    stages: dict[str, dict[str, float]] = {}
     for per_window in (100_000, 1_000_000):
         n = 3 * per_window // scale if per_window == 100_000 else 2_000_000 // scale
         label = f"{per_window:.0e} ev/window"
-        rows.append(timed(f"core, columnar, {label}", n, lambda n=n, w=per_window: run_core(
-            profile, stream.batches(n, w), lambda a, c: a.add_columns("m", c))))
+        stages[label] = {}
+        rows.append(timed(f"core, columnar, {label}", n, lambda n=n, w=per_window, s=stages[label]: run_core(
+            profile, stream.batches(n, w), lambda a, c: a.add_columns("m", c), s)))
     n_objects = 200_000 // scale
     event_batches = [events_of(c, i * BATCH) for i, c in enumerate(stream.batches(n_objects, 100_000))]
     rows.append(timed("core, from PredictionEvent, 1e+05 ev/window", n_objects, lambda: run_core(
@@ -186,6 +208,14 @@ def main() -> None:
         naive = next(r for r in rows if r.name.startswith(f"naive ks_2samp per window, {size}"))
         core = next(r for r in rows if r.name.startswith(f"core, columnar, {size}"))
         print(f"core (columnar) vs naive ks_2samp at {size} events/window: {core.rate / naive.rate:.1f}x faster")
+    print()
+    print("| core, columnar: CPU ms per window step (5 min of event time) | " + " | ".join(stages) + " |")
+    print("|---|" + "---:|" * len(stages))
+    steps = {label: next(r.windows for r in rows if r.name == f"core, columnar, {label}") for label in stages}
+    for stage in (*STAGES, "total"):
+        cells = [sum(spent.values()) if stage == "total" else spent[stage] for spent in stages.values()]
+        print(f"| {stage} | " + " | ".join(f"{1000 * c / steps[label]:.2f}" for c, label in zip(
+            cells, stages, strict=True)) + " |")
     print()
     print("| memory run | events | windows | tracemalloc peak MiB |")
     print("|---|---:|---:|---:|")

@@ -22,23 +22,38 @@ from typing import Any
 import numpy as np
 
 from driftline.schemas.events import LabeledEvent, PredictionEvent
-from driftline.schemas.profiles import CategoricalFeatureProfile, PanePartial, ReferenceProfile
+from driftline.schemas.profiles import CategoricalFeatureProfile, PanePartial, ReferenceProfile, SketchData
 from driftline.stream.columns import Columns, columns_from_events, labeled_columns
 from driftline.stream.concept import LabeledSketch
-from driftline.stream.sketch import Bins, Sketch, bins_for, sketch_for, sketch_from_data
+from driftline.stream.sketch import (
+    Bins,
+    NumericBins,
+    NumericBlock,
+    Sketch,
+    StackedBins,
+    bins_for,
+    sketch_for,
+    sketch_from_data,
+)
 
 __all__ = ["AggregatorCounters", "PaneAggregator", "ProfileBins"]
 
 
 @dataclass(frozen=True, slots=True)
 class ProfileBins:
-    """The bins of every feature and of the prediction of one reference profile."""
+    """The bins of every feature and of the prediction of one reference profile.
+
+    ``numeric`` names the numeric features in profile order; ``stacked`` holds their bins
+    side by side, for the pane's feature-major `NumericBlock` (None without numeric features).
+    """
 
     profile: ReferenceProfile
     features: dict[str, Bins]
     prediction: Bins
     score: Bins | None
     positive_label: str | None
+    numeric: tuple[str, ...]
+    stacked: StackedBins | None
 
     @classmethod
     def of(cls, profile: ReferenceProfile) -> ProfileBins:
@@ -47,14 +62,18 @@ class ProfileBins:
         if isinstance(profile.prediction, CategoricalFeatureProfile) and len(profile.prediction.categories) == 2:
             positive = sorted(profile.prediction.categories)[-1]
         score = bins_for(profile.prediction_score) if profile.prediction_score is not None else None
-        return cls(profile, {name: bins_for(f) for name, f in profile.features.items()},
-                   bins_for(profile.prediction), score, positive)
+        features = {name: bins_for(f) for name, f in profile.features.items()}
+        numeric_bins = {name: b for name, b in features.items() if isinstance(b, NumericBins)}
+        stacked = StackedBins(list(numeric_bins.values())) if numeric_bins else None
+        numeric = tuple(numeric_bins)
+        return cls(profile, features, bins_for(profile.prediction), score, positive, numeric, stacked)
 
 
 @dataclass(slots=True)
 class _OpenPane:
     model_version: str
-    features: dict[str, Sketch]
+    numeric: NumericBlock | None  # the numeric features, feature-major
+    features: dict[str, Sketch]  # the categorical features
     prediction: Sketch
     score: Sketch | None = None
     n_events: int = 0
@@ -234,6 +253,9 @@ class PaneAggregator:
         pane_index = np.floor(columns.ts / self.pane_s).astype(np.int64)
         for index, batch in _by_pane(columns, pane_index):
             pane = self._pane(model, reference_id, index, bins)
+            if pane.numeric is not None:
+                pane.numeric.update(np.stack([batch.features[name] for name in bins.numeric], dtype=np.float64),
+                                    batch.keys)
             for name, sketch in pane.features.items():
                 sketch.update(batch.features[name], batch.keys)
             pane.prediction.update(batch.prediction, batch.prediction_keys)
@@ -284,10 +306,12 @@ class PaneAggregator:
         key = (model, reference_id, index)
         pane = self._open.get(key)
         if pane is None:
-            features = {name: sketch_for(b, self.sample_capacity) for name, b in bins.features.items()}
+            numeric = NumericBlock.empty(bins.stacked, self.sample_capacity) if bins.stacked is not None else None
+            features = {name: sketch_for(b, self.sample_capacity) for name, b in bins.features.items()
+                        if name not in bins.numeric}
             score = sketch_for(bins.score, self.sample_capacity) if bins.score is not None else None
-            pane = _OpenPane(bins.profile.model_version, features, sketch_for(bins.prediction, self.sample_capacity),
-                             score)
+            pane = _OpenPane(bins.profile.model_version, numeric, features,
+                             sketch_for(bins.prediction, self.sample_capacity), score)
             self._open[key] = pane
         return pane
 
@@ -327,12 +351,19 @@ class PaneAggregator:
             return PanePartial(n_events=0, **common)
         return PanePartial(
             n_events=pane.n_events,
-            features={name: sketch.to_data() for name, sketch in pane.features.items()},
+            features=self._feature_data(model, pane),
             prediction=pane.prediction.to_data(),
             prediction_score=pane.score.to_data() if pane.score is not None else None,
             labeled=pane.labeled.to_dict() if pane.labeled is not None else None,
             **common,
         )
+
+    def _feature_data(self, model: str, pane: _OpenPane) -> dict[str, SketchData]:
+        """Wire form of every feature's sketch, in profile order."""
+        bins = self._bins[model]
+        numeric = dict(zip(bins.numeric, pane.numeric.to_data(), strict=True)) if pane.numeric is not None else {}
+        return {name: numeric[name] if name in numeric else pane.features[name].to_data()
+                for name in bins.profile.features if name in numeric or name in pane.features}
 
     # --- persistence --------------------------------------------------------------------
 
@@ -352,7 +383,7 @@ class PaneAggregator:
         return {
             "model": model, "model_version": pane.model_version, "reference_id": reference_id, "index": index,
             "n_events": pane.n_events,
-            "features": {name: s.to_data().model_dump(mode="json") for name, s in pane.features.items()},
+            "features": {name: data.model_dump(mode="json") for name, data in self._feature_data(model, pane).items()},
             "prediction": pane.prediction.to_data().model_dump(mode="json"),
             "prediction_score": pane.score.to_data().model_dump(mode="json") if pane.score is not None else None,
             "labeled": pane.labeled.to_dict() if pane.labeled is not None else None,
@@ -381,12 +412,15 @@ class PaneAggregator:
                                   pane_s=self.pane_s, n_events=item["n_events"], features=item["features"],
                                   prediction=item["prediction"], prediction_score=item.get("prediction_score"))
             labeled = LabeledSketch.from_dict(item["labeled"]) if item["labeled"] is not None else None
-            features = {name: sketch_from_data(data, bins.features[name]) for name, data in partial.features.items()}
+            numeric = (NumericBlock.from_data([partial.features[name] for name in bins.numeric], bins.stacked)
+                       if bins.stacked is not None else None)
+            features = {name: sketch_from_data(data, bins.features[name]) for name, data in partial.features.items()
+                        if name not in bins.numeric}
             score = None
             if partial.prediction_score is not None and bins.score is not None:
                 score = sketch_from_data(partial.prediction_score, bins.score)
             self._open[(item["model"], item["reference_id"], int(item["index"]))] = _OpenPane(
-                item["model_version"], features, sketch_from_data(partial.prediction, bins.prediction), score,
+                item["model_version"], numeric, features, sketch_from_data(partial.prediction, bins.prediction), score,
                 partial.n_events, labeled,
             )
 

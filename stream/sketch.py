@@ -3,13 +3,17 @@
 A sketch is built from its feature's reference profile, updated with whole numpy batches
 (searchsorted + bincount, no Python loop per value) and merged with other sketches of the
 same profile (associative and commutative: counts add, moments combine with Chan's
-formula, samples merge as in `driftline.stream.sample`).
+formula, samples merge as in `driftline.stream.sample`). `NumericBlock` holds the numeric
+sketches of all features of a pane feature-major (2-D arrays, one sample shared by all
+features while no value is null), so each numpy call serves every feature; it gives
+exactly the per-feature sketches' values.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -21,6 +25,7 @@ from driftline.schemas.profiles import (
     CategoricalSketchData,
     NumericFeatureProfile,
     NumericSketchData,
+    SampleData,
 )
 from driftline.stream.sample import Sample
 
@@ -28,8 +33,10 @@ __all__ = [
     "CategoricalBins",
     "CategoricalSketch",
     "NumericBins",
+    "NumericBlock",
     "NumericSketch",
     "Sketch",
+    "StackedBins",
     "merge_sketches",
     "sketch_for",
     "sketch_from_data",
@@ -69,8 +76,8 @@ class NumericBins:
         low, high = float(self._search_edges[0]), float(self._search_edges[-1])
         span = high - low
         self._steps = -1  # -1: no grid, searchsorted
-        if not (np.isfinite(span) and span > 0):
-            return
+        if not (np.isfinite(span) and span > 0 and np.isfinite(self.grid_cells / span)):
+            return  # e.g. a constant reference of 0.0: its span is subnormal and the grid's scale infinite
         cells = self.grid_cells
         self._low, self._scale = low, cells / span
         # slot 0: below the minimum; slot i (1..cells): grid cell i - 1; slot cells + 1: the maximum and above
@@ -326,6 +333,325 @@ class CategoricalSketch:
         if len(data.counts) != bins.n_bins:
             raise ValueError(f"sketch has {len(data.counts)} bins, the reference {bins.n_bins}")
         return cls(bins, np.asarray(data.counts, dtype=np.int64), data.n, data.n_null)
+
+
+class StackedBins:
+    """The bins of several numeric features side by side, to bin a (features × values) matrix at once.
+
+    Row ``f`` of `counts` equals ``np.bincount(bins[f].ids(matrix[f]))``: the grid lookup and
+    correction steps of `NumericBins.ids`, for all rows by each numpy call (one call per step
+    instead of one per step and feature). Each row's grid slots and bin ids are shifted into
+    the row's own range, so one table lookup and one ``bincount`` serve all features. The
+    shift is added to the slot in floating point together with `NumericBins.ids`' ``+ 1``:
+    it moves a slot by less than 1e-9 of a cell, far inside the slack the grid leaves at cell
+    borders, so every value still gets exactly ``np.searchsorted``'s bin (a test checks it).
+    Rows are binned in chunks of about ``chunk_values`` values, so the 2-D temporaries stay
+    small (see `driftline.stream.drift.vectorised`). Features without a grid (degenerate
+    edges) are binned row by row.
+
+    Examples
+    --------
+    >>> stacked = StackedBins([NumericBins([0.0, 1.0, 2.0]), NumericBins([0.0, 10.0])])
+    >>> stacked.counts(np.array([[-1.0, 0.5, 1.5, 9.0], [5.0, 5.0, -3.0, 11.0]])).tolist()
+    [[1, 1, 1, 1], [1, 2, 1, 0]]
+    """
+
+    chunk_values = 1 << 14
+
+    def __init__(self, bins: Sequence[NumericBins]) -> None:
+        if not bins:
+            raise ValueError("need the bins of at least one feature")
+        self.bins = tuple(bins)
+        self.n_bins = max(b.n_bins for b in self.bins)
+        self._gridded = all(b._steps >= 0 for b in self.bins)
+        if not self._gridded:
+            return
+        n_features, slots = len(self.bins), NumericBins.grid_cells + 2
+        # extra steps leave a finished id alone: the next edge lies above the value, and past a
+        # row's last edge comes NaN, which no value (+inf included) reaches: the largest count of steps serves all rows
+        self._steps = max(b._steps for b in self.bins)
+        self._width = max(len(b._search_edges) for b in self.bins) + 1
+        offsets = np.arange(n_features, dtype=np.intp) * self._width
+        self._table = np.concatenate([b._table + offset for b, offset in zip(self.bins, offsets, strict=True)])
+        self._next_edge = np.full(n_features * self._width, np.nan)
+        for b, offset in zip(self.bins, offsets, strict=True):
+            self._next_edge[offset:offset + len(b._search_edges)] = b._search_edges
+        slot_offset = np.arange(n_features, dtype=np.float64)[:, None] * slots
+        self._low = np.array([b._low for b in self.bins])[:, None]
+        self._scale = np.array([b._scale for b in self.bins])[:, None]
+        self._slot_shift = slot_offset + 1.0
+        self._slot_min, self._slot_max = slot_offset, slot_offset + (slots - 1)
+
+    def __len__(self) -> int:
+        return len(self.bins)
+
+    def counts(self, matrix: np.ndarray) -> np.ndarray:
+        """Counts per row of ``matrix`` (one row per feature, no NaN) on its feature's bins, (features, n_bins)."""
+        n_features = len(self.bins)
+        if not self._gridded:
+            counts = np.zeros((n_features, self.n_bins), dtype=np.int64)
+            for row, (b, values) in enumerate(zip(self.bins, matrix, strict=True)):
+                counts[row, :b.n_bins] = np.bincount(b.ids(values, nulls=False), minlength=b.n_bins)
+            return counts
+        flat = np.zeros(n_features * self._width, dtype=np.int64)
+        columns = max(1, self.chunk_values // n_features)
+        for start in range(0, matrix.shape[1], columns):
+            flat += np.bincount(self._ids(matrix[:, start:start + columns]).ravel(), minlength=len(flat))
+        return flat.reshape(n_features, self._width)[:, :self.n_bins]
+
+    def _ids(self, values: np.ndarray) -> np.ndarray:
+        """`NumericBins.ids` of every row (``nulls=False``), shifted by ``row * width``."""
+        with np.errstate(invalid="ignore", over="ignore"):  # inf is clipped; NaN edges compare False
+            slot = np.subtract(values, self._low)
+            slot *= self._scale
+            slot += self._slot_shift
+            np.maximum(slot, self._slot_min, out=slot)
+            np.minimum(slot, self._slot_max, out=slot)
+            ids = self._table.take(slot.astype(np.intp))
+            for _ in range(self._steps):
+                ids += values >= self._next_edge.take(ids)
+        return ids
+
+
+@dataclass(slots=True)
+class NumericBlock:
+    """The numeric sketches of several features over the same events, feature-major.
+
+    Every event gives all its features one sample key, so while no value is null the
+    bottom-k samples of all features hold the same events: one choice of rows (the
+    smallest keys) serves every feature, and counts, moments and samples are 2-D arrays
+    updated and merged by one numpy call per step for all features. What comes out
+    (`sketches`, `to_data`) equals the per-feature `NumericSketch`es of the same events.
+    The shared sample's keys ascend (as `Sample` keeps them), so a merge copies only the
+    prefix of each block that it keeps. A batch with a null, samples that differ (or arrive
+    with keys out of order), or tied keys (the order of tied keys depends on each feature's
+    values) turn the block into those per-feature sketches (``split``), which it then
+    updates and merges one by one.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> stacked = StackedBins([NumericBins(np.linspace(-2, 2, 9))] * 3)
+    >>> block = NumericBlock.empty(stacked, 64)
+    >>> block.update(rng.normal(size=(3, 300)), rng.random(300))
+    >>> sketches = block.sketches()
+    >>> [s.n for s in sketches], bool(np.array_equal(sketches[0].sample.keys, sketches[2].sample.keys))
+    ([300, 300, 300], True)
+    """
+
+    bins: StackedBins
+    counts: np.ndarray  # (features, bins)
+    n: np.ndarray  # (features,) non-null values
+    n_null: np.ndarray
+    mean: np.ndarray
+    m2: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    keys: np.ndarray  # the shared sample: sorted keys (k,) and the values of every feature (features, k)
+    values: np.ndarray
+    threshold: float
+    capacity: int
+    split: list[NumericSketch] | None = None  # per-feature sketches, once the samples diverged
+
+    @classmethod
+    def empty(cls, bins: StackedBins, sample_capacity: int) -> NumericBlock:
+        """A block that has seen nothing."""
+        if sample_capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {sample_capacity}")
+        n_features = len(bins)
+        zeros = np.zeros(n_features)
+        return cls(bins, np.zeros((n_features, bins.n_bins), dtype=np.int64), np.zeros(n_features, dtype=np.int64),
+                   np.zeros(n_features, dtype=np.int64), zeros, zeros.copy(), np.full(n_features, np.inf),
+                   np.full(n_features, -np.inf), np.empty(0), np.empty((n_features, 0)), 1.0, sample_capacity)
+
+    @classmethod
+    def of_sketches(cls, bins: StackedBins, sketches: Sequence[NumericSketch]) -> NumericBlock:
+        """A block of per-feature sketches; shared (2-D) when their samples hold the same ascending keys, else split."""
+        first = sketches[0].sample
+        shared = not np.any(first.keys[1:] < first.keys[:-1]) and all(
+            s.sample.threshold == first.threshold and s.sample.capacity == first.capacity
+            and np.array_equal(s.sample.keys, first.keys) for s in sketches)
+        if not shared:
+            block = cls.empty(bins, first.capacity)
+            block.split = list(sketches)
+            return block
+        counts = np.zeros((len(sketches), bins.n_bins), dtype=np.int64)
+        for row, sketch in enumerate(sketches):
+            counts[row, :len(sketch.counts)] = sketch.counts
+        return cls(bins, counts, np.array([s.n for s in sketches], dtype=np.int64),
+                   np.array([s.n_null for s in sketches], dtype=np.int64), np.array([s.mean for s in sketches]),
+                   np.array([s.m2 for s in sketches]), np.array([s.min for s in sketches]),
+                   np.array([s.max for s in sketches]), first.keys,
+                   np.array([s.sample.values for s in sketches]).reshape(len(sketches), len(first.keys)),
+                   first.threshold, first.capacity)
+
+    @classmethod
+    def from_data(cls, data: Sequence[NumericSketchData], bins: StackedBins) -> NumericBlock:
+        """Inverse of `to_data`: shared (2-D) when the samples hold the same ascending keys, else split."""
+        for sketch, feature_bins in zip(data, bins.bins, strict=True):
+            if len(sketch.counts) != feature_bins.n_bins:
+                raise ValueError(f"sketch has {len(sketch.counts)} bins, the reference {feature_bins.n_bins}")
+        first = data[0].sample
+        keys = np.asarray(first.keys, dtype=float)
+        if np.any(keys[1:] < keys[:-1]) or not all(
+                d.sample.keys == first.keys and d.sample.threshold == first.threshold
+                and d.sample.capacity == first.capacity for d in data):
+            block = cls.empty(bins, first.capacity)
+            block.split = [NumericSketch.from_data(d, b) for d, b in zip(data, bins.bins, strict=True)]
+            return block
+        counts = np.zeros((len(data), bins.n_bins), dtype=np.int64)
+        for row, sketch in enumerate(data):
+            counts[row, :len(sketch.counts)] = sketch.counts
+        return cls(bins, counts, np.array([d.n for d in data], dtype=np.int64),
+                   np.array([d.n_null for d in data], dtype=np.int64), np.array([d.mean for d in data], dtype=float),
+                   np.array([d.m2 for d in data], dtype=float),
+                   np.array([np.inf if d.min is None else d.min for d in data], dtype=float),
+                   np.array([-np.inf if d.max is None else d.max for d in data], dtype=float), keys,
+                   np.array([d.sample.values for d in data], dtype=float).reshape(len(data), len(first.keys)),
+                   first.threshold, first.capacity)
+
+    def sketches(self) -> list[NumericSketch]:
+        """The per-feature sketches (views of the block's arrays while it is shared: read them, do not update)."""
+        if self.split is not None:
+            return self.split
+        return [
+            NumericSketch(bins, self.counts[row, :bins.n_bins], n, n_null, mean, m2, lo, hi,
+                          Sample(self.values[row], self.keys, self.threshold, self.capacity))
+            for row, (bins, n, n_null, mean, m2, lo, hi) in enumerate(zip(
+                self.bins.bins, self.n.tolist(), self.n_null.tolist(), self.mean.tolist(), self.m2.tolist(),
+                self.min.tolist(), self.max.tolist(), strict=True))
+        ]
+
+    def _split(self) -> list[NumericSketch]:
+        """Turn into independent per-feature sketches (copies), for updates the shared layout cannot take."""
+        if self.split is None:
+            self.split = [NumericSketch(s.bins, s.counts.copy(), s.n, s.n_null, s.mean, s.m2, s.min, s.max,
+                                        Sample(s.sample.values.copy(), s.sample.keys.copy(), s.sample.threshold,
+                                               s.sample.capacity))
+                          for s in self.sketches()]
+        return self.split
+
+    def update(self, matrix: np.ndarray, keys: np.ndarray) -> None:
+        """Add a batch: one row of float values per feature (NaN for null), one sample key per column."""
+        if matrix.shape[1] == 0:
+            return
+        totals = np.add.reduce(matrix, axis=1)  # NaN exactly where a row holds a NaN (or inf - inf)
+        if self.split is None and np.isnan(totals).any() and np.isnan(matrix[np.isnan(totals)]).any():
+            self._split()
+        if self.split is not None:
+            for sketch, values in zip(self.split, matrix, strict=True):
+                sketch.update(values, keys)
+            return
+        n = matrix.shape[1]
+        self.counts += self.bins.counts(matrix)
+        mean = totals / n  # as NumericSketch.update, row by row
+        deviations = matrix - mean[:, None]
+        self._combine(n, mean, np.vecdot(deviations, deviations), np.minimum.reduce(matrix, axis=1),
+                      np.maximum.reduce(matrix, axis=1))
+        take = (keys < self.threshold).nonzero()[0]
+        if len(take):
+            self._absorb(np.concatenate([self.keys, keys[take]]), self.threshold, [(self.values, None), (matrix, take)])
+
+    def _combine(self, n: int, mean: np.ndarray, m2: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+        """`NumericSketch._combine` for every row (the same operations, element-wise)."""
+        total = self.n + n
+        delta = mean - self.mean
+        self.mean = self.mean + delta * n / total
+        self.m2 = self.m2 + (m2 + delta * delta * self.n * n / total)
+        self.n = total
+        self.min, self.max = np.minimum(self.min, lo), np.maximum(self.max, hi)
+
+    def _absorb(self, keys: np.ndarray, threshold: float, parts: list[tuple[np.ndarray, np.ndarray | None]]) -> None:
+        """`Sample._absorb` for all rows at once: keep the columns of the smallest keys, in key order.
+
+        ``keys`` are the candidates' keys, all below ``threshold``, part after part: a part
+        ``(values, columns)`` offers the columns ``values[:, columns]`` (all of them when
+        ``columns`` is None). The choice is made on the keys alone, then only the chosen
+        columns are gathered: a batch or a window offers thousands of columns for a few kept.
+        """
+        chosen = np.arange(len(keys))
+        if len(keys) > self.capacity:
+            threshold = float(np.partition(keys, self.capacity)[self.capacity])
+            chosen = (keys < threshold).nonzero()[0]
+        order = chosen[np.argsort(keys[chosen], kind="stable")]
+        keys = keys[order]
+        values = np.empty((len(self.bins), len(order)))
+        start = 0
+        for part, columns in parts:
+            stop = start + (part.shape[1] if columns is None else len(columns))
+            mine = ((order >= start) & (order < stop)).nonzero()[0]
+            if len(mine):
+                picked = order[mine] - start
+                values[:, mine] = part[:, picked if columns is None else columns[picked]]
+            start = stop
+        self._keep(keys, values, threshold)
+
+    def _keep(self, keys: np.ndarray, values: np.ndarray, threshold: float) -> None:
+        """Make the sorted ``keys`` and their columns the sample, or split when keys tie."""
+        if len(keys) > 1 and np.any(keys[1:] == keys[:-1]):  # each feature orders tied keys by its own values
+            self.split = [
+                NumericSketch(s.bins, s.counts.copy(), s.n, s.n_null, s.mean, s.m2, s.min, s.max,
+                              Sample(row[np.lexsort((row, keys))], keys, threshold, self.capacity))
+                for s, row in zip(self.sketches(), values, strict=True)
+            ]
+            return
+        self.keys, self.values, self.threshold = keys, values, threshold
+
+    @staticmethod
+    def merge_all(blocks: Sequence[NumericBlock], *, bins: StackedBins, sample_capacity: int) -> NumericBlock:
+        """Block of many blocks (the panes of a window): 2-D when all are shared and every feature has data.
+
+        Otherwise per feature with `NumericSketch.merge_all`, which skips the sketches without
+        data feature by feature.
+        """
+        # a block without any data merges as nothing (`NumericSketch.merge_all` skips such sketches)
+        blocks = [b for b in blocks if b.split is not None or b.n.any() or b.n_null.any()]
+        if not blocks:
+            return NumericBlock.empty(bins, sample_capacity)
+        if any(b.split is not None or not b.n.all() for b in blocks):
+            per_block = [b.sketches() for b in blocks]
+            merged = [NumericSketch.merge_all([sketches[row] for sketches in per_block], bins=b,
+                                              sample_capacity=sample_capacity) for row, b in enumerate(bins.bins)]
+            return NumericBlock.of_sketches(bins, merged)
+        n = np.array([b.n for b in blocks], dtype=np.float64).T.copy()  # (features, blocks), rows contiguous
+        means = np.array([b.mean for b in blocks]).T.copy()
+        total_n = n.sum(axis=1)
+        merged_mean = np.vecdot(n, means) / total_n  # the per-feature dot products, row by row
+        deviation = np.square(means - merged_mean[:, None])
+        merged = NumericBlock(
+            bins, np.sum([b.counts for b in blocks], axis=0), total_n.astype(np.int64),
+            np.sum([b.n_null for b in blocks], axis=0), merged_mean,
+            np.array([b.m2 for b in blocks]).T.copy().sum(axis=1) + np.vecdot(n, deviation),
+            np.minimum.reduce([b.min for b in blocks]), np.maximum.reduce([b.max for b in blocks]),
+            np.empty(0), np.empty((len(bins), 0)), 1.0, sample_capacity)
+        # `Sample.merge_all`: the keys below every threshold, at most the capacity smallest of them. A
+        # block's keys ascend, so what it keeps is a prefix: only those columns are copied.
+        threshold = min(b.threshold for b in blocks)
+        kept = [int(np.searchsorted(b.keys, threshold)) for b in blocks]
+        if sum(kept) > sample_capacity:
+            candidates = np.concatenate([b.keys[:k] for b, k in zip(blocks, kept, strict=True)])
+            threshold = float(np.partition(candidates, sample_capacity)[sample_capacity])
+            kept = [int(np.searchsorted(b.keys, threshold)) for b in blocks]
+        keys = np.concatenate([b.keys[:k] for b, k in zip(blocks, kept, strict=True)])
+        order = np.argsort(keys, kind="stable")
+        values = np.concatenate([b.values[:, :k] for b, k in zip(blocks, kept, strict=True)], axis=1)
+        merged._keep(keys[order], values[:, order], threshold)
+        return merged
+
+    def to_data(self) -> list[NumericSketchData]:
+        """Wire form of every feature's sketch, for a PanePartial (as `NumericSketch.to_data`)."""
+        if self.split is not None:
+            return [s.to_data() for s in self.split]
+        keys = self.keys.tolist()
+        return [
+            NumericSketchData(counts=counts[:bins.n_bins], n=n, n_null=n_null, mean=mean, m2=max(m2, 0.0),
+                              min=lo if n else None, max=hi if n else None,
+                              sample=SampleData(values=values, keys=keys, threshold=self.threshold,
+                                                capacity=self.capacity))
+            for bins, counts, n, n_null, mean, m2, lo, hi, values in zip(
+                self.bins.bins, self.counts.tolist(), self.n.tolist(), self.n_null.tolist(), self.mean.tolist(),
+                self.m2.tolist(), self.min.tolist(), self.max.tolist(), self.values.tolist(), strict=True)
+        ]
 
 
 Sketch: TypeAlias = NumericSketch | CategoricalSketch

@@ -21,8 +21,9 @@ left for the other tests.
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,13 @@ import numpy as np
 from scipy import stats
 
 from driftline.schemas.events import FeatureResult, MetricResult
-from driftline.schemas.profiles import CategoricalFeatureProfile, NumericFeatureProfile, PanePartial, ReferenceProfile
+from driftline.schemas.profiles import (
+    CategoricalFeatureProfile,
+    NumericFeatureProfile,
+    NumericSketchData,
+    PanePartial,
+    ReferenceProfile,
+)
 from driftline.stream.concept import ConceptDriftTest, LabeledSketch, LossMonitor
 from driftline.stream.correction import Correction, adjust_p_values
 from driftline.stream.drift import (
@@ -44,7 +51,14 @@ from driftline.stream.drift import (
     sample_distances,
 )
 from driftline.stream.panes import ProfileBins
-from driftline.stream.sketch import CategoricalSketch, NumericSketch, Sketch, merge_sketches, sketch_from_data
+from driftline.stream.sketch import (
+    CategoricalSketch,
+    NumericBlock,
+    NumericSketch,
+    Sketch,
+    merge_sketches,
+    sketch_from_data,
+)
 
 __all__ = ["DataDriftResult", "Histogram", "WindowEvaluator", "WindowResult", "window_ends"]
 
@@ -149,7 +163,8 @@ class _Reference:
 
 @dataclass(slots=True)
 class _MergedPane:
-    features: dict[str, Sketch]
+    numeric: NumericBlock | None  # the numeric features, feature-major
+    categorical: dict[str, Sketch]
     predictions: dict[str, Sketch]  # "prediction", and "prediction_score" for scored classifiers
     labeled: LabeledSketch | None
     n_events: int
@@ -267,6 +282,10 @@ class WindowEvaluator:
         self._bins = ProfileBins.of(profile)
         self._references = {name: _Reference.of(f, self._bins.features[name].n_bins)
                             for name, f in profile.features.items()}
+        numeric_samples = [self._references[name].sample for name in self._bins.numeric]
+        # KS and Wasserstein of all numeric features against one cached 2-D array, when the sample sizes allow
+        self._reference_samples: list[np.ndarray] | np.ndarray = (
+            np.array(numeric_samples) if len({len(sample) for sample in numeric_samples}) == 1 else numeric_samples)
         self._prediction_bins = {"prediction": self._bins.prediction}
         self._prediction_reference = {"prediction": _Reference.of(profile.prediction, self._bins.prediction.n_bins)}
         if profile.prediction_score is not None and self._bins.score is not None:
@@ -308,13 +327,44 @@ class WindowEvaluator:
         return True
 
     def _from_partial(self, partial: PanePartial) -> _MergedPane:
-        features = {name: sketch_from_data(data, self._bins.features[name])
-                    for name, data in partial.features.items() if name in self._bins.features}
+        numeric = self._numeric_from_data(partial)
+        categorical = {name: sketch_from_data(data, self._bins.features[name])
+                       for name, data in partial.features.items()
+                       if name in self._bins.features and name not in self._bins.numeric}
         wire = {"prediction": partial.prediction, "prediction_score": partial.prediction_score}
         predictions = {name: sketch_from_data(data, self._prediction_bins[name])
                        for name, data in wire.items() if data is not None and name in self._prediction_bins}
         labeled = LabeledSketch.from_dict(partial.labeled) if partial.labeled is not None else None
-        return _MergedPane(features, predictions, labeled, partial.n_events, partial.n_late)
+        return _MergedPane(numeric, categorical, predictions, labeled, partial.n_events, partial.n_late)
+
+    def _numeric_from_data(self, partial: PanePartial) -> NumericBlock | None:
+        """The partial's numeric sketches as one block (None when it has none, e.g. a heartbeat).
+
+        A feature the partial lacks becomes an empty sketch, which merges like an absent one.
+        """
+        stacked = self._bins.stacked
+        data = [partial.features.get(name) for name in self._bins.numeric]
+        present: list[NumericSketchData] = []
+        for d in data:
+            if d is not None and not isinstance(d, NumericSketchData):
+                raise ValueError(f"a {d.kind} sketch does not fit NumericBins")
+            if d is not None:
+                present.append(d)
+        if stacked is None or not present:
+            return None
+        if len(present) == len(data):
+            return NumericBlock.from_data(present, stacked)
+        capacity = present[0].sample.capacity
+        return NumericBlock.of_sketches(stacked, [
+            NumericSketch.from_data(d, b) if isinstance(d, NumericSketchData) else NumericSketch.empty(b, capacity)
+            for d, b in zip(data, stacked.bins, strict=True)
+        ])
+
+    def _features(self, merged: _MergedPane) -> dict[str, Sketch]:
+        """Every feature's sketch of a merged pane or window, in profile order."""
+        numeric = dict(zip(self._bins.numeric, merged.numeric.sketches(), strict=True)) if merged.numeric else {}
+        return {name: numeric[name] if name in numeric else merged.categorical[name]
+                for name in self._bins.features if name in numeric or name in merged.categorical}
 
     # --- output -------------------------------------------------------------------------
 
@@ -346,15 +396,27 @@ class WindowEvaluator:
         return results
 
     def _due_ends(self, last_end: float) -> list[float]:
+        """Ends in ``(evaluated_until, last_end]`` of the windows holding at least one pane, in order.
+
+        The ends `window_ends` gives for the panes, found from the step instead of pane by pane:
+        the candidate multiples of the step between the first and last pane's windows, each
+        kept when some pane lies inside its window.
+        """
         if last_end <= self._evaluated_until:  # most calls: no window ended since the last one
             return []
-        ends: set[float] = set()
-        for index in self._panes:
-            for end in window_ends(index * self.pane_s, pane_s=self.pane_s, window_s=self.window_s,
-                                   step_s=self.step_s):
-                if self._evaluated_until < end <= last_end:
-                    ends.add(end)
-        return sorted(ends)
+        step, window = round(self.step_s / self.pane_s), round(self.window_s / self.pane_s)
+        panes = sorted(self._panes)
+        ends = []
+        for k in range(-(-(panes[0] + 1) // step), (panes[-1] + window) // step + 1):
+            end = float(k * step * self.pane_s)  # as window_ends computes it
+            if end <= self._evaluated_until:
+                continue
+            if end > last_end:
+                break
+            first_pane = bisect.bisect_left(panes, k * step - window)  # a pane p with end - window <= p < end
+            if first_pane < len(panes) and panes[first_pane] < k * step:
+                ends.append(end)
+        return ends
 
     def _evaluate(self, end: float) -> WindowResult:
         start = end - self.window_s
@@ -413,16 +475,21 @@ class WindowEvaluator:
 
     def _merge_sketches(self, panes: list[_MergedPane]) -> _MergedPane:
         """The sketches and counts of ``panes`` in one pass per feature (vectorised, not pane after pane)."""
-        features = {
-            name: merge_sketches([p.features[name] for p in panes if name in p.features], bins, self.sample_capacity)
-            for name, bins in self._bins.features.items()
+        stacked = self._bins.stacked
+        numeric = None if stacked is None else NumericBlock.merge_all(
+            [p.numeric for p in panes if p.numeric is not None], bins=stacked, sample_capacity=self.sample_capacity)
+        categorical = {
+            name: merge_sketches([p.categorical[name] for p in panes if name in p.categorical], bins,
+                                 self.sample_capacity)
+            for name, bins in self._bins.features.items() if name not in self._bins.numeric
         }
         predictions = {
             name: merge_sketches([p.predictions[name] for p in panes if name in p.predictions], bins,
                                  self.sample_capacity)
             for name, bins in self._prediction_bins.items()
         }
-        return _MergedPane(features, predictions, None, sum(p.n_events for p in panes), sum(p.n_late for p in panes))
+        return _MergedPane(numeric, categorical, predictions, None, sum(p.n_events for p in panes),
+                           sum(p.n_late for p in panes))
 
     # --- tests --------------------------------------------------------------------------
 
@@ -438,8 +505,10 @@ class WindowEvaluator:
         psi, js, wasserstein = PSI(threshold=self.min_effect or None), JensenShannon(), Wasserstein()
         numeric = {name: s for name, s in sketches.items() if isinstance(s, NumericSketch) and s.n > 0}
         categorical = {name: s for name, s in sketches.items() if isinstance(s, CategoricalSketch) and s.n > 0}
-        distances = sample_distances([references[name].sample for name in numeric],
-                                     [s.sample.values for s in numeric.values()])
+        reference_samples: Sequence[np.ndarray] = [references[name].sample for name in numeric]
+        if references is self._references and tuple(numeric) == self._bins.numeric:
+            reference_samples = self._reference_samples
+        distances = sample_distances(reference_samples, [s.sample.values for s in numeric.values()])
         binned = {**numeric, **categorical}
         scores = binned_scores([references[name].counts for name in binned], [s.counts for s in binned.values()],
                                epsilon=psi.epsilon)
@@ -476,6 +545,7 @@ class WindowEvaluator:
         return tested
 
     def _data_drift(self, merged: _MergedPane) -> tuple[DataDriftResult, dict[str, Histogram]]:
+        features = self._features(merged)
         histograms = {
             name: Histogram(
                 "numeric" if isinstance(sketch, NumericSketch) else "categorical",
@@ -483,11 +553,11 @@ class WindowEvaluator:
                 tuple(self._references[name].counts.tolist()),
                 tuple(sketch.counts.tolist()),
             )
-            for name, sketch in merged.features.items()
+            for name, sketch in features.items()
         }
         if merged.n_events < self.min_samples:
             return DataDriftResult((), (), 0, 0.0, False, sufficient=False), histograms
-        tested = self._test_all(merged.features, self._references)
+        tested = self._test_all(features, self._references)
         names = sorted(tested)
         p_values = np.array([tested[n][0].p_value for n in names], dtype=float)
         adjusted = adjust_p_values(p_values, self.correction)
@@ -503,7 +573,7 @@ class WindowEvaluator:
         ratio = len(drifted_features) / len(names) if names else 0.0
         flooded = tuple(r.feature for r in results
                         if r.test == "new_category_rate" and r.drifted and r.feature in drifted_features)
-        null_results = self._null_rates(merged.features)
+        null_results = self._null_rates(features)
         results.extend(null_results)
         nulls = tuple(r.feature for r in null_results if r.drifted)
         drifted = (bool(names) and ratio >= self.drift_ratio_threshold) or bool(flooded) or bool(nulls)
@@ -566,7 +636,7 @@ class WindowEvaluator:
         if data.drifted_features and not data.drifted:
             signals.append(f"data: {len(data.drifted_features)} of {data.n_tested} features drifted "
                            f"({', '.join(data.drifted_features)}), below the {self.drift_ratio_threshold} ratio")
-        for name, sketch in merged.features.items():
+        for name, sketch in merged.categorical.items():
             if isinstance(sketch, CategoricalSketch) and sketch.n and sketch.unseen_rate >= self.new_category_rate:
                 signals.append(f"new categories: {name} {sketch.unseen_rate:.1%} unseen in the reference")
         signals.extend(f"nulls: {r.feature} null share up {r.score:.1%} on the reference"
@@ -588,7 +658,7 @@ class WindowEvaluator:
     def _pane_state(self, index: int, pane: _MergedPane) -> dict[str, Any]:
         return {
             "index": index, "n_events": pane.n_events, "n_late": pane.n_late,
-            "features": {name: s.to_data().model_dump(mode="json") for name, s in pane.features.items()},
+            "features": {name: s.to_data().model_dump(mode="json") for name, s in self._features(pane).items()},
             "predictions": {name: s.to_data().model_dump(mode="json") for name, s in pane.predictions.items()},
             "labeled": pane.labeled.to_dict() if pane.labeled is not None else None,
         }
@@ -612,12 +682,20 @@ class WindowEvaluator:
 
 
 def _merge_panes(a: _MergedPane, b: _MergedPane, *, sample_capacity: int | None = None) -> _MergedPane:
-    features = dict(a.features)
-    for name, sketch in b.features.items():
-        features[name] = features[name].merge(sketch, sample_capacity=sample_capacity) if name in features else sketch
+    """Two partials of the same pane (from two sources): sketch by sketch, as `NumericSketch.merge` does."""
+    numeric = a.numeric or b.numeric
+    if a.numeric is not None and b.numeric is not None:
+        numeric = NumericBlock.of_sketches(a.numeric.bins, [
+            x.merge(y, sample_capacity=sample_capacity)
+            for x, y in zip(a.numeric.sketches(), b.numeric.sketches(), strict=True)
+        ])
+    categorical = dict(a.categorical)
+    for name, sketch in b.categorical.items():
+        categorical[name] = (categorical[name].merge(sketch, sample_capacity=sample_capacity) if name in categorical
+                             else sketch)
     predictions = dict(a.predictions)
     for name, sketch in b.predictions.items():
         predictions[name] = (predictions[name].merge(sketch, sample_capacity=sample_capacity) if name in predictions
                              else sketch)
     labeled = b.labeled if a.labeled is None else a.labeled if b.labeled is None else a.labeled.merge(b.labeled)
-    return _MergedPane(features, predictions, labeled, a.n_events + b.n_events, a.n_late + b.n_late)
+    return _MergedPane(numeric, categorical, predictions, labeled, a.n_events + b.n_events, a.n_late + b.n_late)

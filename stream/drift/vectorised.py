@@ -34,7 +34,10 @@ class SampleDistances:
 def sample_distances(references: Sequence[np.ndarray], currents: Sequence[np.ndarray]) -> SampleDistances:
     """KS and Wasserstein of each ``currents[i]`` against ``references[i]``.
 
-    Empty samples give statistic 0, p-value 1 and distance 0.
+    Features whose samples have the same sizes are computed together, one numpy call per
+    step for all of them (rows of 2-D arrays; the same operations row by row as one feature
+    alone, so the same values). ``references`` may be a 2-D array of sorted rows (the window
+    evaluator caches one). Empty samples give statistic 0, p-value 1 and distance 0.
 
     Examples
     --------
@@ -47,26 +50,53 @@ def sample_distances(references: Sequence[np.ndarray], currents: Sequence[np.nda
     """
     k = len(references)
     ks, wasserstein, effective_n = np.zeros(k), np.zeros(k), np.zeros(k)
+    groups: dict[tuple[int, int], list[int]] = {}
     for i, (reference, current) in enumerate(zip(references, currents, strict=True)):
-        n_ref, n_cur = len(reference), len(current)
-        if n_ref == 0 or n_cur == 0:
-            continue
-        values = np.concatenate([reference if _is_sorted(reference) else np.sort(reference), np.sort(current)])
-        order = np.argsort(values, kind="stable")  # merges the two sorted runs
-        every = values[order]
-        from_reference = order < n_ref
-        # CDF gap after each value; within a run of tied values only the last position counts
-        gap = np.cumsum(from_reference) / n_ref - np.cumsum(~from_reference) / n_cur
-        last_of_value = np.append(every[1:] != every[:-1], True)
-        ks[i] = np.max(np.abs(gap[last_of_value]))
-        wasserstein[i] = float(np.sum(np.abs(gap[:-1]) * np.diff(every)))
+        if len(reference) and len(current):
+            groups.setdefault((len(reference), len(current)), []).append(i)
+    for (n_ref, n_cur), group in groups.items():
+        chunk = max(1, _CHUNK_VALUES // (n_ref + n_cur))
+        for start in range(0, len(group), chunk):
+            rows = group[start:start + chunk]
+            ks[rows], wasserstein[rows] = _distances(_rows(references, rows), _rows(currents, rows))
         large, small = max(n_ref, n_cur), min(n_ref, n_cur)
-        effective_n[i] = np.round(large * small / (large + small))
+        effective_n[group] = np.round(large * small / (large + small))
     p_values = np.ones(k)
     tested = np.flatnonzero(effective_n > 0)
     if len(tested):
         p_values[tested] = _ks_p_values(ks[tested], effective_n[tested])
     return SampleDistances(ks, p_values, wasserstein)
+
+
+# Values per chunk of rows: 2-D temporaries of up to 128 KiB are reused from the heap, while
+# larger ones are freshly mapped pages at every call (glibc's mmap threshold), whose page
+# faults cost more than the arithmetic (measured: 0.8 ms instead of 2 ms for 20 rows of 3 000).
+_CHUNK_VALUES = 1 << 14
+
+
+def _distances(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """KS statistic and Wasserstein distance of each row of ``current`` against that row of ``reference``."""
+    n_ref, n_cur = reference.shape[1], current.shape[1]
+    if not _is_sorted(reference):
+        reference = np.sort(reference, axis=1)
+    values = np.concatenate([reference, np.sort(current, axis=1)], axis=1)
+    order = np.argsort(values, axis=1, kind="stable")  # merges the two sorted runs of each row
+    width = n_ref + n_cur
+    every = values.ravel().take(order + np.arange(0, values.size, width)[:, None])  # take_along_axis, cheaper
+    # CDF gap after each value; within a run of tied values only the last position counts
+    reference_count = np.cumsum(order < n_ref, axis=1)
+    gap = reference_count / n_ref - (np.arange(1, width + 1) - reference_count) / n_cur
+    last_of_value = np.ones(every.shape, dtype=bool)
+    np.not_equal(every[:, 1:], every[:, :-1], out=last_of_value[:, :-1])
+    ks = np.max(np.where(last_of_value, np.abs(gap), 0.0), axis=1)
+    return ks, np.sum(np.abs(gap[:, :-1]) * np.diff(every, axis=1), axis=1)
+
+
+def _rows(arrays: Sequence[np.ndarray], rows: list[int]) -> np.ndarray:
+    """The chosen rows as one 2-D array (a view when ``arrays`` is a 2-D array and the rows are consecutive)."""
+    if isinstance(arrays, np.ndarray) and arrays.ndim == 2:
+        return arrays[rows[0]:rows[-1] + 1] if rows[-1] - rows[0] + 1 == len(rows) else arrays[rows]
+    return np.array([arrays[i] for i in rows], dtype=float)
 
 
 _P_VALUE_MEMO_SIZE = 1 << 16
@@ -92,9 +122,9 @@ def _ks_p_values(statistics: np.ndarray, effective_n: np.ndarray) -> np.ndarray:
     return np.array([_p_value_memo[pair] for pair in pairs])
 
 
-def _is_sorted(values: np.ndarray) -> bool:
-    """Whether ``values`` ascends already (the window evaluator caches sorted reference samples)."""
-    return bool(np.all(values[1:] >= values[:-1]))
+def _is_sorted(rows: np.ndarray) -> bool:
+    """Whether every row ascends already (the window evaluator caches sorted reference samples)."""
+    return bool(np.all(rows[:, 1:] >= rows[:, :-1]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,15 @@ from hypothesis import strategies as st
 
 from driftline.schemas.profiles import CategoricalSketchData, NumericSketchData
 from driftline.stream.sample import hashed_keys
-from driftline.stream.sketch import CategoricalBins, CategoricalSketch, NumericBins, NumericSketch, sketch_from_data
+from driftline.stream.sketch import (
+    CategoricalBins,
+    CategoricalSketch,
+    NumericBins,
+    NumericBlock,
+    NumericSketch,
+    StackedBins,
+    sketch_from_data,
+)
 
 BINS = NumericBins([-2.0, -1.0, 0.0, 0.5, 1.0, 2.0])
 CATS = CategoricalBins(["a", "b", "c"], other_categories=["d"])
@@ -134,3 +142,146 @@ def test_grid_binning_equals_searchsorted(reference: list[float], seed: int) -> 
     ])
     expected = np.searchsorted(np.append(edges[:-1], np.nextafter(edges[-1], np.inf)), values, side="right")
     assert np.array_equal(bins.ids(values), expected)
+
+
+def _assert_numeric_identical(x: NumericSketch, y: NumericSketch) -> None:
+    """Equal to the last bit (the block layout promises the per-feature sketches' values, not approximations)."""
+    assert x.counts.tolist() == y.counts.tolist() and (x.n, x.n_null) == (y.n, y.n_null)
+    assert np.array_equal([x.mean, x.m2, x.min, x.max], [y.mean, y.m2, y.min, y.max], equal_nan=True)
+    assert np.array_equal(x.sample.values, y.sample.values) and np.array_equal(x.sample.keys, y.sample.keys)
+    assert (x.sample.threshold, x.sample.capacity) == (y.sample.threshold, y.sample.capacity)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=30), min_size=1, max_size=5),
+       st.integers(0, 2**32 - 1))
+def test_stacked_binning_equals_each_features_bins(references: list[list[float]], seed: int) -> None:
+    """One pass over a (features x values) matrix counts what each feature's NumericBins.ids gives."""
+    bins = []
+    for reference in references:
+        edges = np.unique(np.quantile(np.array(reference), np.linspace(0, 1, 21)))
+        bins.append(NumericBins(np.repeat(edges, 2) if len(edges) == 1 else edges))  # one value: no grid
+    rng = np.random.default_rng(seed)
+    rows = []
+    for b in bins:  # the edges, their neighbours and both infinities, then random values around the edges
+        special = np.concatenate([b.edges, np.nextafter(b.edges, np.inf), np.nextafter(b.edges, -np.inf),
+                                  [np.inf, -np.inf]])
+        rows.append(np.concatenate([special, rng.uniform(b.edges[0] - 1, b.edges[-1] + 1, size=400 - len(special))]))
+    matrix = np.array(rows)
+    expected = [np.bincount(b.ids(row), minlength=b.n_bins) for b, row in zip(bins, matrix, strict=True)]
+    counts = StackedBins(bins).counts(matrix)
+    assert [row[:b.n_bins].tolist() for row, b in zip(counts, bins, strict=True)] == [e.tolist() for e in expected]
+    assert all(not row[b.n_bins:].any() for row, b in zip(counts, bins, strict=True))
+
+
+def _random_batches(rng: np.random.Generator, n_features: int, *, nulls: bool, ties: bool) -> list[tuple]:
+    batches = []
+    for _ in range(int(rng.integers(1, 4))):
+        n = int(rng.integers(0, 2500))
+        matrix = rng.normal(size=(n_features, n))
+        matrix[:, : n // 4] = np.round(matrix[:, : n // 4])  # values on the edges, tied values
+        keys = rng.random(n)
+        if nulls and n:
+            matrix[rng.integers(0, n_features), rng.integers(0, n)] = np.nan
+        if ties and n > 1:
+            keys[1] = keys[0]
+        batches.append((matrix, keys))
+    return batches
+
+
+@pytest.mark.parametrize(("nulls", "ties"), [(False, False), (True, False), (False, True)])
+def test_numeric_block_equals_per_feature_sketches(nulls: bool, ties: bool) -> None:
+    """Updates, wire form and its inverse give exactly the per-feature sketches of the same batches."""
+    rng = np.random.default_rng(21)
+    for bins in ([BINS, NumericBins([-1.0, 0.0, 1.0]), NumericBins([0.5, 0.5])],
+                 [BINS, NumericBins([0.0, 0.0])]):  # a constant 0.0 reference has no grid: row by row
+        _assert_block_equals_sketches(rng, bins, nulls=nulls, ties=ties)
+
+
+def _assert_block_equals_sketches(rng: np.random.Generator, bins: list[NumericBins], *, nulls: bool,
+                                  ties: bool) -> None:
+    stacked = StackedBins(bins)
+    for _ in range(10):
+        capacity = int(rng.integers(1, 60))
+        block, sketches = NumericBlock.empty(stacked, capacity), [NumericSketch.empty(b, capacity) for b in bins]
+        for matrix, keys in _random_batches(rng, len(bins), nulls=nulls, ties=ties):
+            block.update(matrix, keys)
+            for sketch, row in zip(sketches, matrix, strict=True):
+                sketch.update(row, keys)
+        for x, y in zip(block.sketches(), sketches, strict=True):
+            _assert_numeric_identical(x, y)
+        data = block.to_data()
+        assert data == [s.to_data() for s in sketches]
+        for x, y in zip(NumericBlock.from_data(data, stacked).sketches(), sketches, strict=True):
+            _assert_numeric_identical(x, y)
+
+
+def test_numeric_block_shares_one_sample_until_a_null_or_a_tie() -> None:
+    rng = np.random.default_rng(4)
+    stacked = StackedBins([BINS, BINS])
+    block = NumericBlock.empty(stacked, 16)
+    block.update(rng.normal(size=(2, 100)), rng.random(100))
+    assert block.split is None and block.values.shape == (2, 16)
+    block.update(np.array([[1.0, np.nan], [2.0, 3.0]]), rng.random(2))
+    assert block.split is not None and [s.n_null for s in block.sketches()] == [1, 0]
+    tied = NumericBlock.empty(stacked, 16)
+    tied.update(np.array([[2.0, 1.0], [1.0, 2.0]]), np.array([0.5, 0.5]))  # each feature orders ties by value
+    assert [s.sample.values.tolist() for s in tied.sketches()] == [[1.0, 2.0], [1.0, 2.0]]
+
+
+@pytest.mark.parametrize("nulls", [False, True])
+def test_numeric_block_merge_all_equals_per_feature_merge_all(nulls: bool) -> None:
+    """Merging blocks (some empty, some split) gives exactly `NumericSketch.merge_all` per feature."""
+    rng = np.random.default_rng(5)
+    bins = [BINS, NumericBins([-3.0, 3.0])]
+    stacked = StackedBins(bins)
+    for _ in range(15):
+        blocks, per_feature = [], [[], []]
+        for _ in range(int(rng.integers(0, 6))):
+            block, sketches = NumericBlock.empty(stacked, 32), [NumericSketch.empty(b, 32) for b in bins]
+            for matrix, keys in _random_batches(rng, 2, nulls=nulls and rng.random() < 0.3, ties=False):
+                block.update(matrix, keys)
+                for sketch, row in zip(sketches, matrix, strict=True):
+                    sketch.update(row, keys)
+            blocks.append(block)
+            for merged, sketch in zip(per_feature, sketches, strict=True):
+                merged.append(sketch)
+        capacity = int(rng.integers(1, 100))
+        merged = NumericBlock.merge_all(blocks, bins=stacked, sample_capacity=capacity)
+        for got, b, sketches in zip(merged.sketches(), bins, per_feature, strict=True):
+            _assert_numeric_identical(got, NumericSketch.merge_all(sketches, bins=b, sample_capacity=capacity))
+
+
+def test_numeric_block_rejects_foreign_bins() -> None:
+    data = NumericBlock.empty(StackedBins([BINS]), 4).to_data()
+    with pytest.raises(ValueError, match="bins"):
+        NumericBlock.from_data(data, StackedBins([NumericBins([0.0, 1.0])]))
+
+
+def test_constant_zero_reference_bins_without_a_grid() -> None:
+    """A reference of only 0.0 spans a subnormal width: no lookup grid (its scale would be infinite)."""
+    sketch = NumericSketch.empty(NumericBins([0.0, 0.0]), 4)
+    sketch.update(np.array([0.0, 1.0, -1.0]), np.array([0.1, 0.2, 0.3]))
+    assert sketch.counts.tolist() == [1, 1, 1]
+
+
+def test_numeric_block_from_data_with_keys_out_of_order_is_split_and_still_exact() -> None:
+    """A producer that sends a sample's keys unsorted gets the per-feature path, with the same results."""
+    rng = np.random.default_rng(6)
+    stacked = StackedBins([BINS, BINS])
+    sketches = [NumericSketch.empty(BINS, 8) for _ in range(2)]
+    keys = rng.random(50)
+    for sketch in sketches:
+        sketch.update(rng.normal(size=50), keys)
+    data = [s.to_data() for s in sketches]
+    data = [d.model_copy(update={"sample": d.sample.model_copy(update={"values": d.sample.values[::-1],
+                                                                       "keys": d.sample.keys[::-1]})}) for d in data]
+    block = NumericBlock.from_data(data, stacked)
+    assert block.split is not None
+    other = NumericBlock.empty(stacked, 8)
+    other.update(rng.normal(size=(2, 30)), rng.random(30))
+    merged = NumericBlock.merge_all([block, other], bins=stacked, sample_capacity=8)
+    expected = [NumericSketch.merge_all([NumericSketch.from_data(d, BINS), o], bins=BINS, sample_capacity=8)
+                for d, o in zip(data, other.sketches(), strict=True)]
+    for got, want in zip(merged.sketches(), expected, strict=True):
+        _assert_numeric_identical(got, want)

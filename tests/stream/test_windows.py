@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from streamsim import labeled_events, reference_frame, stream_columns
 
 from driftline.schemas.profiles import PanePartial, ReferenceProfile
@@ -30,6 +32,26 @@ def test_window_ends_table(pane_start: float, window_s: float, step_s: float, ex
     ends = window_ends(pane_start, pane_s=PANE_S, window_s=window_s, step_s=step_s)
     assert ends == expected
     assert all(end - window_s <= pane_start and pane_start + PANE_S <= end for end in ends)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sets(st.integers(-20, 60), min_size=1, max_size=12), st.sampled_from([(300.0, 120.0), (600.0, 300.0),
+       (180.0, 180.0), (3600.0, 300.0)]), st.lists(st.integers(-10, 80), min_size=1, max_size=5))
+def test_windows_due_are_every_window_ending_over_a_pane(panes: set[int], shape: tuple[float, float],
+                                                         watermarks: list[int]) -> None:
+    """Whatever the panes (sparse, negative) and watermarks: each window holding a pane, once, in order."""
+    window_s, step_s = shape
+    frame = reference_frame(np.random.default_rng(1), n=200, n_numeric=1)
+    profile = build_reference(frame, model="m", model_version="1", task="regression")
+    evaluator = WindowEvaluator(profile, window_s=window_s, step_s=step_s, pane_s=PANE_S)
+    for index in sorted(panes):  # heartbeats: windows too small to test, but due all the same
+        evaluator.add(PanePartial(model="m", model_version="1", reference_id=profile.reference_id, source="s",
+                                  pane_start=index * PANE_S, pane_s=PANE_S, n_events=0))
+    got = [r.window_end for w in sorted(watermarks) for r in evaluator.ready(watermark=w * PANE_S)]
+    last = max(watermarks) * PANE_S
+    expected = sorted({end for index in panes for end in window_ends(index * PANE_S, pane_s=PANE_S, window_s=window_s,
+                                                                     step_s=step_s) if end <= last})
+    assert got == expected
 
 
 @pytest.fixture(scope="module")

@@ -176,3 +176,22 @@ def test_ks_method_is_passed_to_scipy() -> None:
     assert asymp.p_value == stats.ks_2samp(REF_SAMPLE, CUR_SAMPLE, method="asymp").pvalue
     with pytest.raises(ValueError, match="method"):
         KSTest(method="fast")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 12), st.integers(2, 900), st.integers(2, 3000), st.booleans())
+def test_features_of_equal_sizes_computed_together_equal_one_at_a_time(seed: int, n_features: int, n_ref: int,
+                                                                       n_cur: int, ties: bool) -> None:
+    """Rows of 2-D arrays (chunked to bound the temporaries) give each feature's values to the last bit."""
+    rng = np.random.default_rng(seed)
+    def draw(*shape: int) -> np.ndarray:
+        return rng.integers(0, 5, size=shape).astype(float) if ties else rng.normal(size=shape)
+
+    refs = np.sort(draw(n_features, n_ref), axis=1)
+    curs = list(draw(n_features, n_cur))
+    together, as_list = sample_distances(refs, curs), sample_distances(list(refs), curs)
+    alone = [sample_distances([ref], [cur]) for ref, cur in zip(refs, curs, strict=True)]
+    for got in (together, as_list):
+        assert got.ks_statistic.tolist() == [a.ks_statistic[0] for a in alone]
+        assert got.ks_p_value.tolist() == [a.ks_p_value[0] for a in alone]
+        assert got.wasserstein.tolist() == [a.wasserstein[0] for a in alone]
