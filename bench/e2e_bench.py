@@ -1,7 +1,9 @@
 """End-to-end benchmark: simulator -> broker -> `driftline ingest` -> `driftline monitor` -> alerts.
 
 Prints the producer rate, ingest's sustained events/s (between its first and last commit, so
-process start-up and changelog restore are not counted), the alert latency after the
+process start-up and changelog restore are not counted), ingest's CPU time per event over the
+same span and the machine's load average around it (the bench shares its cores with whatever
+else runs, so the rate moves with the load; the CPU time much less), the alert latency after the
 watermark passes a window's end (p50/p99), and, on the same stream, the rate of a naive
 faust-streaming agent that decodes and counts every prediction one event at a time.
 
@@ -108,6 +110,18 @@ def _ends(cfg: Any, topics: list[str]) -> tuple[list[Any], int]:
         return partitions, sum(probe.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions)
     finally:
         probe.close()
+
+
+def _cpu_s(processes: list[subprocess.Popen[bytes]]) -> float | None:
+    """CPU seconds (user + system, all threads) the processes have used so far; None off Linux."""
+    try:
+        total_ticks = 0
+        for process in processes:
+            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total_ticks += int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+    return total_ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _spawn(command: str, config: Path, instance: str) -> subprocess.Popen[bytes]:
@@ -226,22 +240,29 @@ def main() -> None:
         results["records (predictions + outcomes)"] = f"{sent:,}"
         results["producer (SDK-less, 1 process) events/s"] = f"{sent / produce_s:,.0f}"
         inputs, total = _ends(cfg, [cfg.kafka.topic("predictions"), cfg.kafka.topic("outcomes")])
+        load_before = os.getloadavg()[0]
         processes.append(_spawn("monitor", config, "0"))
-        processes.extend(_spawn("ingest", config, str(i)) for i in range(args.ingest_processes))
-        first: tuple[float, int] | None = None
+        ingest = [_spawn("ingest", config, str(i)) for i in range(args.ingest_processes)]
+        processes.extend(ingest)
+        first: tuple[float, int, float | None] | None = None
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             done = _committed(args.bootstrap, cfg.ingest.group_id, inputs)
             if done and first is None:
-                first = (time.perf_counter(), done)
+                first = (time.perf_counter(), done, _cpu_s(ingest))
             if done >= total:
                 break
             time.sleep(0.25)
-        last = (time.perf_counter(), done)
+        last = (time.perf_counter(), done, _cpu_s(ingest))
         if first is None or last[1] <= first[1]:
             raise SystemExit("ingest made no measurable progress")
         _say(f"ingest committed {last[1]:,} of {total:,} input records")
         results["ingest sustained events/s"] = f"{(last[1] - first[1]) / (last[0] - first[0]):,.0f}"
+        results["load average (1 min) before / after ingest"] = f"{load_before:.2f} / {os.getloadavg()[0]:.2f}"
+        if first[2] is not None and last[2] is not None:
+            # CPU time does not count the time the processes waited for a core: steadier than the rate here
+            cpu_us = (last[2] - first[2]) / (last[1] - first[1]) * 1e6
+            results["ingest CPU per event over that span (all threads, all processes) µs"] = f"{cpu_us:.1f}"
         # `panes` is written in transactions: its end offsets count commit markers the monitor never
         # commits past, so "done" is: the monitor's committed offsets stopped moving for 3 s.
         panes, _pane_end = _ends(cfg, [cfg.kafka.topic("panes")])

@@ -6,16 +6,17 @@ is kept until the partition's event-time watermark passes its ``ts`` plus the ma
 delay, then it expires and is counted. The store does no I/O and reads no clock: time is the
 largest event ``ts`` seen, so a replay of the same input gives the same joins and expiries.
 
+Both sides are records: the validated JSON objects of the events (``decode_records`` gives
+them), read only by their ``ts`` and ``request_id``. A join returns the (prediction, outcome)
+pair; `labeled_id` is the labeled event's id.
+
 Examples
 --------
->>> from driftline.schemas.events import OutcomeEvent, PredictionEvent
 >>> store = JoinStore(max_label_delay_s=60.0)
->>> p = PredictionEvent(event_id="e1", ts=0.0, model="m", model_version="1", request_id="r1",
-...                     features={"x": 1.0}, prediction=0.5)
->>> store.add_predictions([p])
+>>> store.add_predictions([{"event_id": "e1", "ts": 0.0, "request_id": "r1", "prediction": 0.5}])
 []
->>> o = OutcomeEvent(event_id="o1", ts=5.0, request_id="r1", model="m", outcome=1.0)
->>> [(e.request_id, e.outcome) for e in store.add_outcomes([o])]
+>>> [(p["request_id"], o["outcome"]) for p, o in store.add_outcomes([{"event_id": "o1", "ts": 5.0,
+...                                                                   "request_id": "r1", "outcome": 1.0}])]
 [('r1', 1.0)]
 >>> store.stats
 JoinStats(hits=1, outcome_first=0, duplicates=0, expired_predictions=0, expired_outcomes=0)
@@ -23,15 +24,15 @@ JoinStats(hits=1, outcome_first=0, duplicates=0, expired_predictions=0, expired_
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any
 
-from driftline.schemas.events import LabeledEvent, OutcomeEvent, PredictionEvent, deterministic_id
+__all__ = ["Expired", "JoinStats", "JoinStore", "Record", "labeled_id"]
 
-__all__ = ["Expired", "JoinStats", "JoinStore", "join_event"]
-
-_Pending = TypeVar("_Pending", PredictionEvent, OutcomeEvent)
+Record = dict[str, Any]
+"""A validated prediction or outcome as its JSON object."""
 
 
 @dataclass(slots=True)
@@ -49,29 +50,23 @@ class JoinStats:
 class Expired:
     """What `JoinStore.expire` removed, so the caller can tombstone its changelog entries."""
 
-    predictions: list[PredictionEvent]
-    outcomes: list[OutcomeEvent]
+    predictions: list[Record]
+    outcomes: list[Record]
 
 
-def join_event(prediction: PredictionEvent, outcome: OutcomeEvent) -> LabeledEvent:
-    """The labeled event of one request; its id depends only on the two inputs' ids.
+def labeled_id(prediction_event_id: str, outcome_event_id: str) -> str:
+    """The labeled event's id: depends only on the two inputs' ids, so a replay gives the same one.
 
-    Built without re-validation (``model_construct``): both inputs are validated events and
-    every field is copied as is, so validating again would only cost time on the hot path.
+    Equal to ``deterministic_id("labeled", prediction_event_id, outcome_event_id)``, written
+    out because it runs once per labeled event (half the cost).
+
+    Examples
+    --------
+    >>> from driftline.schemas.events import deterministic_id
+    >>> labeled_id("p1", "o1") == deterministic_id("labeled", "p1", "o1")
+    True
     """
-    return LabeledEvent.model_construct(
-        event_id=deterministic_id("labeled", prediction.event_id, outcome.event_id),
-        ts=prediction.ts,
-        outcome_ts=outcome.ts,
-        model=prediction.model,
-        model_version=prediction.model_version,
-        request_id=prediction.request_id,
-        features=prediction.features,
-        prediction=prediction.prediction,
-        outcome=outcome.outcome,
-        variant=prediction.variant,
-        entity_id=prediction.entity_id,
-    )
+    return hashlib.sha256(f"labeled\x1f{prediction_event_id}\x1f{outcome_event_id}".encode()).hexdigest()[:32]
 
 
 class JoinStore:
@@ -90,8 +85,8 @@ class JoinStore:
         self._reset()
 
     def _reset(self) -> None:
-        self._predictions: dict[str, PredictionEvent] = {}
-        self._outcomes: dict[str, OutcomeEvent] = {}
+        self._predictions: dict[str, Record] = {}
+        self._outcomes: dict[str, Record] = {}
         self._max_ts = float("-inf")
         self.stats = JoinStats()
 
@@ -108,35 +103,42 @@ class JoinStore:
     def pending_outcomes(self) -> int:
         return len(self._outcomes)
 
-    def add_predictions(self, events: Iterable[PredictionEvent]) -> list[LabeledEvent]:
-        """Store predictions; those whose outcome already waits are joined and returned."""
-        joined: list[LabeledEvent] = []
-        for event in events:
-            self._max_ts = max(self._max_ts, event.ts)
-            outcome = self._outcomes.pop(event.request_id, None)
-            if outcome is not None:
-                self.stats.outcome_first += 1
-                joined.append(join_event(event, outcome))
-            elif event.request_id in self._predictions:
-                self.stats.duplicates += 1
-            else:
-                self._predictions[event.request_id] = event
+    def add_predictions(self, records: Iterable[Record]) -> list[tuple[Record, Record]]:
+        """Store predictions; those whose outcome already waits are joined and returned as pairs."""
+        joined, duplicates = self._add(records, self._predictions, self._outcomes, prediction_side=True)
+        self.stats.outcome_first += len(joined)
+        self.stats.duplicates += duplicates
         return joined
 
-    def add_outcomes(self, events: Iterable[OutcomeEvent]) -> list[LabeledEvent]:
+    def add_outcomes(self, records: Iterable[Record]) -> list[tuple[Record, Record]]:
         """Join outcomes with their waiting prediction; the others wait for theirs."""
-        joined: list[LabeledEvent] = []
-        for event in events:
-            self._max_ts = max(self._max_ts, event.ts)
-            prediction = self._predictions.pop(event.request_id, None)
-            if prediction is not None:
-                self.stats.hits += 1
-                joined.append(join_event(prediction, event))
-            elif event.request_id in self._outcomes:
-                self.stats.duplicates += 1
-            else:
-                self._outcomes[event.request_id] = event
+        joined, duplicates = self._add(records, self._outcomes, self._predictions, prediction_side=False)
+        self.stats.hits += len(joined)
+        self.stats.duplicates += duplicates
         return joined
+
+    def _add(
+        self, records: Iterable[Record], same: dict[str, Record], other: dict[str, Record], *, prediction_side: bool
+    ) -> tuple[list[tuple[Record, Record]], int]:
+        """One loop for both sides (the hot path): pairs are always (prediction, outcome)."""
+        joined: list[tuple[Record, Record]] = []
+        duplicates = 0
+        max_ts = self._max_ts
+        pop = other.pop
+        for record in records:
+            ts = record["ts"]
+            if ts > max_ts:
+                max_ts = ts
+            request_id = record["request_id"]
+            match = pop(request_id, None)
+            if match is not None:
+                joined.append((record, match) if prediction_side else (match, record))
+            elif request_id in same:
+                duplicates += 1
+            else:
+                same[request_id] = record
+        self._max_ts = max_ts
+        return joined, duplicates
 
     def expire(self) -> Expired:
         """Drop what waited longer than the label delay behind the watermark, and say what.
@@ -152,22 +154,20 @@ class JoinStore:
         self.stats.expired_outcomes += len(old_outcomes)
         return Expired(old_predictions, old_outcomes)
 
-    def restore(self, predictions: Iterable[PredictionEvent], outcomes: Iterable[OutcomeEvent]) -> None:
+    def restore(self, predictions: Iterable[Record], outcomes: Iterable[Record]) -> None:
         """Put back the pending entries read from a changelog, without counting them as new."""
-        for event in predictions:
-            self._predictions[event.request_id] = event
-            self._max_ts = max(self._max_ts, event.ts)
-        for event in outcomes:
-            self._outcomes[event.request_id] = event
-            self._max_ts = max(self._max_ts, event.ts)
+        for pending, records in ((self._predictions, predictions), (self._outcomes, outcomes)):
+            for record in records:
+                pending[record["request_id"]] = record
+                self._max_ts = max(self._max_ts, record["ts"])
 
 
-def _pop_older(pending: dict[str, _Pending], horizon: float) -> list[_Pending]:
-    expired: list[_Pending] = []
-    for event in pending.values():
-        if event.ts >= horizon:
+def _pop_older(pending: dict[str, Record], horizon: float) -> list[Record]:
+    expired: list[Record] = []
+    for record in pending.values():
+        if record["ts"] >= horizon:
             break
-        expired.append(event)
-    for event in expired:
-        del pending[event.request_id]
+        expired.append(record)
+    for record in expired:
+        del pending[record["request_id"]]
     return expired

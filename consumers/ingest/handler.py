@@ -1,8 +1,14 @@
 """The work of stage 1 for one source partition, without Kafka: decode, align, join, pane sketches.
 
-`PartitionState` owns the partition's `JoinStore` and `PaneAggregator`. `handle` turns one
-batch of raw predictions and outcomes into outputs (labeled events, closed pane partials,
-changelog records, rejects); the service loop only moves bytes.
+`PartitionState` owns the partition's `JoinStore` and pane aggregator (`RecordPanes`).
+`handle` turns one batch of raw predictions and outcomes into outputs (labeled records as
+JSON bytes, closed pane partials, rejects); `changelog` gives the net state changes since its
+last call, for the commit; the service loop only moves bytes.
+
+The hot path holds no pydantic objects: events stay the validated dicts `decode_records`
+returns (pydantic decides only the records its structural check is unsure about), they are
+held and released with numpy (``argsort`` on the held times), joined with dicts on
+``request_id``, written out with `labeled_json`, and sketched from columns.
 
 Event-time alignment
     The two input topics are consumed independently, so one batch may hold minutes of
@@ -21,47 +27,49 @@ Changelog (what `restore` rebuilds this state from)
     expired, then a tombstone; ``o:<request_id>`` likewise for outcomes; ``panes`` -> the
     aggregator's open panes (``PaneAggregator.to_dict``) and the release point. An entry with
     ``ts`` at or above the release point was still held; below it, it waits in the join store.
+    The changes are netted over a whole commit interval (an entry written and deleted within it
+    is not written at all), and the snapshot is taken once per commit, not per batch.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
+import numpy as np
 import orjson
 
 from driftline.config import IngestSettings
-from driftline.schemas.codec import RawMessage, Reject, decode_batch, decode_one
-from driftline.schemas.events import LabeledEvent, OutcomeEvent, PredictionEvent
+from driftline.consumers.ingest.columnar import RecordPanes
+from driftline.schemas.codec import RawMessage, Reject, decode_records, labeled_json
+from driftline.schemas.events import OutcomeEvent, PredictionEvent
 from driftline.schemas.profiles import PanePartial, ReferenceProfile
-from driftline.stream.join import JoinStore
-from driftline.stream.panes import PaneAggregator
+from driftline.stream.join import JoinStore, Record, labeled_id
 
 __all__ = ["PANES_KEY", "IngestOutputs", "PartitionState"]
 
 PANES_KEY = b"panes"
 _PREDICTION_PREFIX = b"p:"
 _OUTCOME_PREFIX = b"o:"
-
-
-def _prediction_key(event: PredictionEvent | OutcomeEvent) -> bytes:
-    return _PREDICTION_PREFIX + event.request_id.encode()
-
-
-def _outcome_key(event: PredictionEvent | OutcomeEvent) -> bytes:
-    return _OUTCOME_PREFIX + event.request_id.encode()
+_NO_TS = np.empty(0)
+_ts_of = itemgetter("ts")
+_request_id_of = itemgetter("request_id")
 
 
 @dataclass(slots=True)
 class IngestOutputs:
-    """Everything one batch of one partition produces, plus the counts the service exports."""
+    """Everything one batch of one partition produces, plus the counts the service exports.
 
-    labeled: list[LabeledEvent] = field(default_factory=list)
+    ``labeled`` holds (key, value) records for the `labeled` topic: the model, and the
+    `LabeledEvent` as JSON. ``state_changed``: the next `PartitionState.changelog` has records.
+    """
+
+    labeled: list[tuple[bytes, bytes]] = field(default_factory=list)
     panes: list[PanePartial] = field(default_factory=list)
-    changelog: list[tuple[bytes, bytes | None]] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
+    state_changed: bool = False
     predictions_in: int = 0
     outcomes_in: int = 0
     join_hits: int = 0
@@ -88,14 +96,17 @@ class PartitionState:
         self.settings = settings
         self.chunk_s = settings.allowed_lateness_s if settings.allowed_lateness_s > 0 else settings.pane_s
         self.join = JoinStore(settings.max_label_delay_s)
-        self.panes = PaneAggregator(
+        self.panes = RecordPanes(
             profiles, pane_s=settings.pane_s, allowed_lateness_s=settings.allowed_lateness_s, source=str(partition)
         )
-        self.held_predictions: list[PredictionEvent] = []
-        self.held_outcomes: list[OutcomeEvent] = []
+        self.held_predictions = _Held()
+        self.held_outcomes = _Held()
         self.prediction_progress_ts = -math.inf
         self.outcome_progress_ts = -math.inf
         self.released_below_ts = -math.inf
+        self._prediction_changes = _Changes(_PREDICTION_PREFIX)
+        self._outcome_changes = _Changes(_OUTCOME_PREFIX)
+        self._changed = False
 
     def set_profile(self, profile: ReferenceProfile) -> None:
         self.panes.set_profile(profile)
@@ -114,20 +125,14 @@ class PartitionState:
         must not hold the other back. Rejects are returned, never raised.
         """
         out = IngestOutputs(predictions_in=len(predictions), outcomes_in=len(outcomes))
-        changes = _Changes()
         limit = self.settings.max_payload_bytes
-        decoded = decode_batch(predictions, PredictionEvent, max_payload_bytes=limit)
-        decoded_outcomes = decode_batch(outcomes, OutcomeEvent, max_payload_bytes=limit)
-        out.rejects.extend(decoded.rejects)
-        out.rejects.extend(decoded_outcomes.rejects)
-        for event, raw in zip(decoded.events, decoded.messages, strict=True):
-            changes.put(_prediction_key(event), raw.value)
-            self.prediction_progress_ts = max(self.prediction_progress_ts, event.ts)
-        for outcome, raw in zip(decoded_outcomes.events, decoded_outcomes.messages, strict=True):
-            changes.put(_outcome_key(outcome), raw.value)
-            self.outcome_progress_ts = max(self.outcome_progress_ts, outcome.ts)
-        self.held_predictions.extend(decoded.events)
-        self.held_outcomes.extend(decoded_outcomes.events)
+        decoded = decode_records(predictions, PredictionEvent, max_payload_bytes=limit)
+        decoded_outcomes = decode_records(outcomes, OutcomeEvent, max_payload_bytes=limit)
+        out.rejects = decoded.rejects + decoded_outcomes.rejects
+        self._prediction_changes.put(list(map(_request_id_of, decoded.records)), decoded.values)
+        self._outcome_changes.put(list(map(_request_id_of, decoded_outcomes.records)), decoded_outcomes.values)
+        self.prediction_progress_ts = self.held_predictions.add(decoded.records, self.prediction_progress_ts)
+        self.outcome_progress_ts = self.held_outcomes.add(decoded_outcomes.records, self.outcome_progress_ts)
 
         horizon = min(
             math.inf if predictions_idle else self.prediction_progress_ts,
@@ -136,15 +141,13 @@ class PartitionState:
         late_before = self.panes.counters.late
         stats = self.join.stats
         hits, outcome_first = stats.hits, stats.outcome_first
-        released = self._release(horizon)
-        for chunk_predictions, chunk_outcomes in self._chunks(*released):
-            self._apply(chunk_predictions, chunk_outcomes, out, changes)
+        released_predictions, released_outcomes = self._release(horizon)
+        for chunk_predictions, chunk_outcomes in self._chunks(released_predictions, released_outcomes):
+            self._apply(chunk_predictions, chunk_outcomes, out)
 
         expired = self.join.expire()
-        for event in expired.predictions:
-            changes.delete(_prediction_key(event))
-        for outcome in expired.outcomes:
-            changes.delete(_outcome_key(outcome))
+        self._prediction_changes.delete(map(_request_id_of, expired.predictions))
+        self._outcome_changes.delete(map(_request_id_of, expired.outcomes))
         out.join_expired = len(expired.predictions)
         out.join_hits = stats.hits - hits
         out.join_outcome_first = stats.outcome_first - outcome_first
@@ -154,14 +157,24 @@ class PartitionState:
             for model, count in self.panes.counters.late.items()
             if count != late_before.get(model, 0)
         }
-        if changes.records or out.panes or released[0] or released[1]:
-            released_below_ts = _finite_or_none(self.released_below_ts)
-            snapshot = {"aggregator": self.panes.to_dict(), "released_below_ts": released_below_ts}
-            changes.put(PANES_KEY, orjson.dumps(snapshot))
-        out.changelog = list(changes.records.items())
+        self._changed = self._changed or bool(
+            self._prediction_changes or self._outcome_changes or out.panes or released_predictions[0]
+            or released_outcomes[0]
+        )
+        out.state_changed = self._changed
         return out
 
-    def _release(self, horizon: float) -> tuple[list[PredictionEvent], list[OutcomeEvent]]:
+    def changelog(self) -> list[tuple[bytes, bytes | None]]:
+        """The net changelog writes since the last call, the pane snapshot last; what a commit must write."""
+        if not self._changed:
+            return []
+        records = [*self._prediction_changes.take(), *self._outcome_changes.take()]
+        snapshot = {"aggregator": self.panes.to_dict(), "released_below_ts": _finite_or_none(self.released_below_ts)}
+        records.append((PANES_KEY, orjson.dumps(snapshot)))
+        self._changed = False
+        return records
+
+    def _release(self, horizon: float) -> tuple[tuple[list[Record], np.ndarray], tuple[list[Record], np.ndarray]]:
         """Take the held events of every whole chunk below ``horizon`` out of the hold, in ts order.
 
         Releasing whole chunks only makes each chunk's joins and sketches independent of
@@ -176,51 +189,40 @@ class PartitionState:
             cut = math.floor(horizon / self.chunk_s) * self.chunk_s
         self.released_below_ts = max(self.released_below_ts, cut)
         below = self.released_below_ts
-        predictions = sorted((e for e in self.held_predictions if e.ts < below), key=lambda e: e.ts)
-        outcomes = sorted((e for e in self.held_outcomes if e.ts < below), key=lambda e: e.ts)
-        if predictions:
-            self.held_predictions = [e for e in self.held_predictions if e.ts >= below]
-        if outcomes:
-            self.held_outcomes = [e for e in self.held_outcomes if e.ts >= below]
-        return predictions, outcomes
+        return self.held_predictions.take_below(below), self.held_outcomes.take_below(below)
 
     def _chunks(
-        self, predictions: list[PredictionEvent], outcomes: list[OutcomeEvent]
-    ) -> Iterable[tuple[list[PredictionEvent], list[OutcomeEvent]]]:
+        self, predictions: tuple[list[Record], np.ndarray], outcomes: tuple[list[Record], np.ndarray]
+    ) -> Iterator[tuple[list[Record], list[Record]]]:
         """Released events grouped by event-time chunk (no wider than the allowed lateness), in order."""
-        merged = heapq.merge(
-            ((math.floor(e.ts / self.chunk_s), 0, e) for e in predictions),
-            ((math.floor(e.ts / self.chunk_s), 1, e) for e in outcomes),
-            key=lambda item: item[0],
-        )
-        current: int | None = None
-        chunk: tuple[list[PredictionEvent], list[OutcomeEvent]] = ([], [])
-        for index, side, event in merged:
-            if index != current and (chunk[0] or chunk[1]):
-                yield chunk
-                chunk = ([], [])
-            current = index
-            chunk[side].append(event)  # type: ignore[arg-type]
-        if chunk[0] or chunk[1]:
-            yield chunk
+        prediction_records, prediction_ts = predictions
+        outcome_records, outcome_ts = outcomes
+        prediction_chunks = np.floor(prediction_ts / self.chunk_s)
+        outcome_chunks = np.floor(outcome_ts / self.chunk_s)
+        chunks = np.union1d(prediction_chunks, outcome_chunks)
+        if len(chunks) <= 1:
+            if prediction_records or outcome_records:
+                yield prediction_records, outcome_records
+            return
+        prediction_ends = np.searchsorted(prediction_chunks, chunks, side="right").tolist()
+        outcome_ends = np.searchsorted(outcome_chunks, chunks, side="right").tolist()
+        prediction_start = outcome_start = 0
+        for prediction_end, outcome_end in zip(prediction_ends, outcome_ends, strict=True):
+            yield (prediction_records[prediction_start:prediction_end], outcome_records[outcome_start:outcome_end])
+            prediction_start, outcome_start = prediction_end, outcome_end
 
-    def _apply(
-        self,
-        predictions: list[PredictionEvent],
-        outcomes: list[OutcomeEvent],
-        out: IngestOutputs,
-        changes: _Changes,
-    ) -> None:
+    def _apply(self, predictions: list[Record], outcomes: list[Record], out: IngestOutputs) -> None:
         joined = self.join.add_predictions(predictions)
-        if predictions:
-            self.panes.add_predictions(predictions)
+        self.panes.add_records(predictions)
         joined.extend(self.join.add_outcomes(outcomes))
-        for event in joined:
-            changes.delete(_prediction_key(event))
-            changes.delete(_outcome_key(event))
-        if joined:
-            self.panes.add_labeled(joined)
-        out.labeled.extend(joined)
+        if not joined:
+            return
+        rows = [(labeled_id(p["event_id"], o["event_id"]), p, o) for p, o in joined]
+        request_ids = [p["request_id"] for p, _ in joined]
+        self._prediction_changes.delete(request_ids)
+        self._outcome_changes.delete(request_ids)
+        self.panes.add_labeled_rows(rows)
+        out.labeled.extend([(p["model"].encode(), labeled_json(event_id, p, o)) for event_id, p, o in rows])
 
     @classmethod
     def restore(
@@ -244,45 +246,102 @@ class PartitionState:
                 released_below_ts = float(data["released_below_ts"])
         state.released_below_ts = released_below_ts
         limit = settings.max_payload_bytes
-        waiting_predictions: list[PredictionEvent] = []
-        waiting_outcomes: list[OutcomeEvent] = []
-        for key, value in latest.items():
-            if value is None:
-                continue
-            if key.startswith(_PREDICTION_PREFIX):
-                event = decode_one(RawMessage(value), PredictionEvent, max_payload_bytes=limit)
-                if isinstance(event, PredictionEvent):
-                    held = event.ts >= released_below_ts
-                    (state.held_predictions if held else waiting_predictions).append(event)
-                    state.prediction_progress_ts = max(state.prediction_progress_ts, event.ts)
-            elif key.startswith(_OUTCOME_PREFIX):
-                outcome = decode_one(RawMessage(value), OutcomeEvent, max_payload_bytes=limit)
-                if isinstance(outcome, OutcomeEvent):
-                    held = outcome.ts >= released_below_ts
-                    (state.held_outcomes if held else waiting_outcomes).append(outcome)
-                    state.outcome_progress_ts = max(state.outcome_progress_ts, outcome.ts)
-        state.join.restore(waiting_predictions, waiting_outcomes)
+        pending_predictions = decode_records(
+            [RawMessage(v) for k, v in latest.items() if v is not None and k.startswith(_PREDICTION_PREFIX)],
+            PredictionEvent, max_payload_bytes=limit,
+        ).records
+        pending_outcomes = decode_records(
+            [RawMessage(v) for k, v in latest.items() if v is not None and k.startswith(_OUTCOME_PREFIX)],
+            OutcomeEvent, max_payload_bytes=limit,
+        ).records
+        state.prediction_progress_ts = state.held_predictions.add(
+            [r for r in pending_predictions if r["ts"] >= released_below_ts], max(map(_ts_of, pending_predictions),
+                                                                                  default=-math.inf))
+        state.outcome_progress_ts = state.held_outcomes.add(
+            [r for r in pending_outcomes if r["ts"] >= released_below_ts], max(map(_ts_of, pending_outcomes),
+                                                                               default=-math.inf))
+        state.join.restore([r for r in pending_predictions if r["ts"] < released_below_ts],
+                           [r for r in pending_outcomes if r["ts"] < released_below_ts])
         return state
 
 
-class _Changes:
-    """One batch's net changelog writes; a key written and deleted within the batch is not written at all."""
+class _Held:
+    """Decoded records waiting for the other stream (arrival order), with their times as an array."""
+
+    __slots__ = ("records", "ts")
 
     def __init__(self) -> None:
-        self.records: dict[bytes, bytes | None] = {}
-        self._fresh: set[bytes] = set()
+        self.records: list[Record] = []
+        self.ts = _NO_TS
 
-    def put(self, key: bytes, value: bytes | None) -> None:
-        if key not in self.records:
-            self._fresh.add(key)
-        self.records[key] = value
+    def __len__(self) -> int:
+        return len(self.records)
 
-    def delete(self, key: bytes) -> None:
-        if key in self._fresh:
-            del self.records[key]
-            self._fresh.discard(key)
+    def add(self, records: list[Record], progress_ts: float) -> float:
+        """Hold ``records``; returns ``progress_ts`` moved to the newest time among them."""
+        if not records:
+            return progress_ts
+        ts = np.fromiter(map(_ts_of, records), dtype=np.float64, count=len(records))
+        self.records.extend(records)
+        self.ts = np.concatenate([self.ts, ts]) if len(self.ts) else ts
+        return max(progress_ts, float(ts.max()))
+
+    def take_below(self, cut: float) -> tuple[list[Record], np.ndarray]:
+        """Remove and return the records with ``ts < cut``, in ts order (ties in arrival order)."""
+        below = self.ts < cut
+        n_below = int(np.count_nonzero(below))
+        if n_below == 0:
+            return [], _NO_TS
+        if n_below == len(below):
+            order = np.argsort(self.ts, kind="stable")
+            records, self.records = self.records, []
+            ts, self.ts = self.ts[order], _NO_TS
         else:
-            self.records[key] = None
+            taken = np.flatnonzero(below)
+            order = taken[np.argsort(self.ts[taken], kind="stable")]
+            kept = np.flatnonzero(~below)
+            records = self.records
+            self.records = [records[i] for i in kept.tolist()]
+            ts, self.ts = self.ts[order], self.ts[kept]
+        return [records[i] for i in order.tolist()], ts
+
+
+class _Changes:
+    """Net changelog writes of one side (``p:`` or ``o:``) since the last `take`, by request id.
+
+    A key first written (put) since the last take and then deleted is not written at all;
+    deleting any other key writes a tombstone (None). Kafka keys are made once, in `take`.
+    """
+
+    __slots__ = ("fresh", "prefix", "written")
+
+    def __init__(self, prefix: bytes) -> None:
+        self.prefix = prefix
+        self.written: dict[str, bytes | None] = {}
+        self.fresh: set[str] = set()
+
+    def __bool__(self) -> bool:
+        return bool(self.written)
+
+    def put(self, request_ids: list[str], values: list[bytes]) -> None:
+        written = self.written
+        self.fresh.update([r for r in request_ids if r not in written] if written else request_ids)
+        written.update(zip(request_ids, values, strict=True))
+
+    def delete(self, request_ids: Iterable[str]) -> None:
+        written, fresh = self.written, self.fresh
+        for request_id in request_ids:
+            if request_id in fresh:
+                fresh.remove(request_id)
+                del written[request_id]
+            else:
+                written[request_id] = None
+
+    def take(self) -> list[tuple[bytes, bytes | None]]:
+        prefix = self.prefix
+        records = [(prefix + request_id.encode(), value) for request_id, value in self.written.items()]
+        self.written, self.fresh = {}, set()
+        return records
 
 
 def _finite_or_none(value: float) -> float | None:

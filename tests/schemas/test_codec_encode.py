@@ -1,4 +1,4 @@
-"""`encode`'s direct path for the hot events gives the bytes ``model_dump(mode="json")`` gives."""
+"""`encode`'s direct path for the hot events gives the bytes ``model_dump(mode="json")`` gives; `labeled_json` too."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from driftline.schemas import LabeledEvent, OutcomeEvent, PredictionEvent
-from driftline.schemas.codec import RawMessage, Reject, decode_one, encode
-from driftline.stream.join import join_event
+from driftline.schemas.codec import RawMessage, Reject, decode_one, encode, labeled_json
+from driftline.schemas.events import deterministic_id
+from driftline.stream.join import labeled_id
 
 
 def _reference_encode(event: BaseModel) -> bytes:
@@ -45,10 +46,32 @@ outcome_events = st.builds(
 @settings(max_examples=200, deadline=None)
 @given(prediction=prediction_events, outcome=outcome_events)
 def test_hot_events_encode_as_model_dump_does(prediction: PredictionEvent, outcome: OutcomeEvent) -> None:
-    labeled = join_event(prediction, outcome)
+    labeled = joined(prediction, outcome)
     for event in (prediction, outcome, labeled):
         assert encode(event) == _reference_encode(event)
         assert type(event).model_validate_json(encode(event)) == event
+
+
+def joined(prediction: PredictionEvent, outcome: OutcomeEvent) -> LabeledEvent:
+    """The labeled event as the object path builds it: validated from both events' fields."""
+    return LabeledEvent(
+        event_id=deterministic_id("labeled", prediction.event_id, outcome.event_id), ts=prediction.ts,
+        outcome_ts=outcome.ts, model=prediction.model, model_version=prediction.model_version,
+        request_id=prediction.request_id, features=prediction.features, prediction=prediction.prediction,
+        outcome=outcome.outcome, variant=prediction.variant, entity_id=prediction.entity_id,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(prediction=prediction_events, outcome=outcome_events)
+def test_labeled_json_is_the_labeled_event_of_the_object_path(prediction: PredictionEvent,
+                                                              outcome: OutcomeEvent) -> None:
+    """From the records ingest keeps (the events' JSON objects): same event, same id, same bytes as `encode`."""
+    expected = joined(prediction, outcome)
+    event_id = labeled_id(prediction.event_id, outcome.event_id)
+    fast = labeled_json(event_id, orjson.loads(encode(prediction)), orjson.loads(encode(outcome)))
+    assert LabeledEvent.model_validate_json(fast) == expected
+    assert fast == encode(expected)
 
 
 def test_none_feature_values_stay_and_none_fields_are_left_out() -> None:

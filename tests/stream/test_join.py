@@ -1,29 +1,29 @@
-"""JoinStore: either side first, TTL in event time, duplicates, restore."""
+"""JoinStore: either side first, TTL in event time, duplicates, restore; the labeled id."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from driftline.schemas.events import OutcomeEvent, PredictionEvent
-from driftline.stream.join import JoinStore, join_event
-
-
-def prediction(i: int, ts: float) -> PredictionEvent:
-    return PredictionEvent(
-        event_id=f"p{i}", ts=ts, model="m", model_version="1", request_id=f"r{i}", features={"x": float(i)},
-        prediction=0.5,
-    )
+from driftline.schemas.events import deterministic_id
+from driftline.stream.join import JoinStore, Record, labeled_id
 
 
-def outcome(i: int, ts: float) -> OutcomeEvent:
-    return OutcomeEvent(event_id=f"o{i}", ts=ts, request_id=f"r{i}", model="m", outcome=1.0)
+def prediction(i: int, ts: float) -> Record:
+    return {"event_id": f"p{i}", "ts": ts, "model": "m", "model_version": "1", "request_id": f"r{i}",
+            "features": {"x": float(i)}, "prediction": 0.5}
+
+
+def outcome(i: int, ts: float) -> Record:
+    return {"event_id": f"o{i}", "ts": ts, "request_id": f"r{i}", "model": "m", "outcome": 1.0}
 
 
 def test_prediction_first_joins_on_outcome() -> None:
     store = JoinStore(max_label_delay_s=100)
     assert store.add_predictions([prediction(1, 10.0)]) == []
     joined = store.add_outcomes([outcome(1, 20.0)])
-    assert [(e.request_id, e.ts, e.outcome_ts) for e in joined] == [("r1", 10.0, 20.0)]
+    assert [(p["request_id"], p["ts"], o["ts"]) for p, o in joined] == [("r1", 10.0, 20.0)]
     assert store.stats.hits == 1 and store.pending_predictions == 0
 
 
@@ -31,7 +31,7 @@ def test_outcome_first_joins_on_prediction() -> None:
     store = JoinStore(max_label_delay_s=100)
     assert store.add_outcomes([outcome(1, 20.0)]) == []
     joined = store.add_predictions([prediction(1, 10.0)])
-    assert [e.request_id for e in joined] == ["r1"]
+    assert [(p["event_id"], o["event_id"]) for p, o in joined] == [("p1", "o1")]  # always (prediction, outcome)
     assert store.stats.outcome_first == 1 and store.pending_outcomes == 0
 
 
@@ -42,7 +42,7 @@ def test_expiry_in_event_time_counts_and_returns_what_expired() -> None:
     assert store.expire().predictions == []
     store.add_predictions([prediction(3, 60.0)])  # horizon 10: r1 expires, r2 and outcome r9 wait
     expired = store.expire()
-    assert [e.request_id for e in expired.predictions] == ["r1"]
+    assert [e["request_id"] for e in expired.predictions] == ["r1"]
     assert expired.outcomes == []
     assert store.stats.expired_predictions == 1
     assert store.add_outcomes([outcome(1, 61.0)]) == []  # too late: waits as an outcome instead
@@ -55,10 +55,10 @@ def test_duplicate_request_is_counted_not_joined_twice() -> None:
     assert len(store.add_outcomes([outcome(1, 3.0)])) == 1
 
 
-def test_labeled_id_is_deterministic() -> None:
-    assert join_event(prediction(1, 1.0), outcome(1, 2.0)).event_id == join_event(
-        prediction(1, 1.0), outcome(1, 2.0)
-    ).event_id
+@given(prediction_id=st.text(min_size=1, max_size=40), outcome_id=st.text(min_size=1, max_size=40))
+def test_labeled_id_is_the_deterministic_id_of_both_ids(prediction_id: str, outcome_id: str) -> None:
+    """Same ids as before the fast path, so a replay over older labeled records gives the same ids."""
+    assert labeled_id(prediction_id, outcome_id) == deterministic_id("labeled", prediction_id, outcome_id)
 
 
 def test_restore_puts_back_pending_sides() -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from driftline.config import IngestSettings
 from driftline.consumers.ingest.handler import IngestOutputs, PartitionState
 from driftline.producers.simulator import Simulator
 from driftline.schemas.codec import RawMessage
+from driftline.schemas.events import LabeledEvent
 from driftline.stream.reference import build_reference
 
 SETTINGS = IngestSettings(pane_s=10.0, allowed_lateness_s=5.0, max_label_delay_s=600.0)
@@ -34,13 +37,20 @@ def run(state: PartitionState, batches: list[tuple[list[RawMessage], list[RawMes
     return [*outputs, state.handle([], [], predictions_idle=True, outcomes_idle=True)]
 
 
+def labeled(outputs: list[IngestOutputs]) -> list[LabeledEvent]:
+    """The labeled records of every output, validated by the model (keys are the models)."""
+    events = [LabeledEvent.model_validate_json(value) for out in outputs for _, value in out.labeled]
+    assert [key for out in outputs for key, _ in out.labeled] == [e.model.encode() for e in events]
+    return events
+
+
 def test_joins_every_outcome_and_closes_panes() -> None:
     sim, batches = stream()
     state = PartitionState(0, SETTINGS, profiles(sim))
     outputs = run(state, batches)
-    labeled = [e for out in outputs for e in out.labeled]
-    assert len(labeled) == sum(len(o) for _, o in batches) == 1200
-    assert len({e.event_id for e in labeled}) == 1200
+    events = labeled(outputs)
+    assert len(events) == sum(len(o) for _, o in batches) == 1200
+    assert len({e.event_id for e in events}) == 1200
     panes = [p for out in outputs for p in out.panes]
     assert panes and all(p.source == "0" and p.model == "churn" for p in panes)
     assert sum(p.n_events for p in panes) > 1000
@@ -54,9 +64,7 @@ def test_delivery_order_does_not_change_the_results() -> None:
     interleaved = run(PartitionState(0, SETTINGS, profiles(sim)), batches)
     skewed_batches = [(p, []) for p, _ in batches] + [([], o) for _, o in batches]
     skewed = run(PartitionState(0, SETTINGS, profiles(sim)), skewed_batches)
-    assert sorted(e.event_id for out in skewed for e in out.labeled) == sorted(
-        e.event_id for out in interleaved for e in out.labeled
-    )
+    assert sorted(e.event_id for e in labeled(skewed)) == sorted(e.event_id for e in labeled(interleaved))
     def panes(outputs: list[IngestOutputs]) -> list[dict]:
         return sorted((p.model_dump() for out in outputs for p in out.panes), key=lambda p: p["pane_start"])
 
@@ -73,23 +81,29 @@ def test_malformed_records_become_rejects() -> None:
                                                 "payload_too_large", "unknown_schema_version"}
 
 
-def test_restore_from_changelog_continues_identically() -> None:
+@pytest.mark.parametrize("batches_per_commit", [1, 4])
+def test_restore_from_changelog_continues_identically(batches_per_commit: int) -> None:
+    """The changelog taken at each commit (netted over its batches) restores the state of that commit."""
     sim, batches = stream()
     refs = profiles(sim)
     straight = PartitionState(0, SETTINGS, refs)
     crashed = PartitionState(0, SETTINGS, refs)
     changelog: list[tuple[bytes, bytes | None]] = []
     half = len(batches) // 2
-    for predictions, outcomes in batches[:half]:
+    for index, (predictions, outcomes) in enumerate(batches[:half]):
         straight.handle(predictions, outcomes)
-        changelog.extend(crashed.handle(predictions, outcomes).changelog)
+        crashed.handle(predictions, outcomes)
+        if (index + 1) % batches_per_commit == 0 or index == half - 1:
+            changelog.extend(crashed.changelog())
+    assert crashed.changelog() == []  # nothing changed since the last commit
     restored = PartitionState.restore(0, SETTINGS, refs, changelog)
     assert restored.join.pending_predictions == straight.join.pending_predictions > 0
+    assert len(restored.held_predictions.records) == len(straight.held_predictions.records) > 0
 
     def rest(state: PartitionState) -> list[IngestOutputs]:
         return run(state, batches[half:])
 
     expected, actual = rest(straight), rest(restored)
-    assert [e.event_id for out in actual for e in out.labeled] == [e.event_id for out in expected for e in out.labeled]
+    assert [e.event_id for e in labeled(actual)] == [e.event_id for e in labeled(expected)]
     panes = [p.model_dump() for out in actual for p in out.panes]
     assert panes == [p.model_dump() for out in expected for p in out.panes]

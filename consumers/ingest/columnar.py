@@ -1,0 +1,230 @@
+"""Pane sketches straight from decoded records (JSON dicts), without event objects.
+
+`RecordPanes` is the `PaneAggregator` the ingest hot path feeds: predictions become
+`Columns` (`columns_from_records`, the dict twin of ``columns_from_events``) for
+``add_columns``, and joined pairs update the labeled sketches like ``add_labeled`` does with
+`LabeledEvent` objects. Same inputs give the same pane partials as the object path, value
+for value (the tests compare them).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from operator import itemgetter
+
+import numpy as np
+
+from driftline.schemas.events import RankingOutcome, RankingPrediction
+from driftline.schemas.profiles import CategoricalFeatureProfile, NumericFeatureProfile, ReferenceProfile
+from driftline.stream.columns import Columns, LabeledColumns, to_float, to_str
+from driftline.stream.concept import LabeledSketch
+from driftline.stream.join import Record
+from driftline.stream.panes import PaneAggregator
+from driftline.stream.reference import classification_score
+from driftline.stream.sample import event_keys, hashed_keys
+
+__all__ = ["LabeledRow", "RecordPanes", "columns_from_records", "labeled_columns_from_rows"]
+
+LabeledRow = tuple[str, Record, Record]
+"""A joined request: (labeled event id, prediction record, outcome record)."""
+
+_EMPTY = np.empty(0)
+
+
+def columns_from_records(records: Sequence[Record], profile: ReferenceProfile, *, seed: int = 0) -> Columns:
+    """Columns of the features a profile monitors, its prediction, times and sample keys."""
+    ts = np.fromiter(map(itemgetter("ts"), records), dtype=np.float64, count=len(records))
+    keys = event_keys(map(itemgetter("event_id"), records), seed=seed)
+    feature_dicts = list(map(itemgetter("features"), records))
+    numeric = [name for name, f in profile.features.items() if isinstance(f, NumericFeatureProfile)]
+    features = _numeric_matrix(feature_dicts, numeric)
+    for name in profile.features:
+        if name not in features:
+            raw = [f.get(name) for f in feature_dicts]
+            features[name] = to_float(raw) if name in numeric else to_str(raw)
+    predictions = list(map(itemgetter("prediction"), records))
+    if profile.task == "ranking":
+        scores: list[float] = []
+        owners: list[int] = []
+        positions: list[int] = []
+        for index, prediction in enumerate(predictions):
+            if _is_ranking(prediction):
+                items = prediction["items"]
+                scores.extend(item["score"] for item in items)
+                owners.extend([index] * len(items))
+                positions.extend(range(len(items)))
+        prediction_event = np.asarray(owners, dtype=np.intp)
+        # an item's key derives from its event's key and its position: independent of batching
+        event_part = (keys[prediction_event] * 2**52).astype(np.uint64) << np.uint64(8)
+        prediction_keys = hashed_keys(event_part + np.asarray(positions, dtype=np.uint64), seed=seed)
+        return Columns(ts, keys, features, np.asarray(scores, dtype=np.float64), prediction_keys, prediction_event)
+    numeric_prediction = isinstance(profile.prediction, NumericFeatureProfile)
+    prediction = _numeric_predictions(predictions) if numeric_prediction else None
+    if prediction is None:
+        raw_prediction = [_prediction_value(p) for p in predictions]
+        prediction = to_float(raw_prediction) if numeric_prediction else to_str(raw_prediction)
+    score = None
+    if profile.prediction_score is not None and isinstance(profile.prediction, CategoricalFeatureProfile):
+        classes = profile.prediction.categories
+        positive = sorted(classes)[-1] if len(classes) == 2 else None
+        score = to_float([classification_score(p.get("probabilities"), p["label"], positive) if _is_class(p) else None
+                          for p in predictions])
+    return Columns(ts, keys, features, prediction, keys, score=score)
+
+
+def _is_class(prediction: object) -> bool:
+    return type(prediction) is dict and "label" in prediction
+
+
+def _is_ranking(prediction: object) -> bool:
+    return type(prediction) is dict and "items" in prediction
+
+
+def _numeric_matrix(feature_dicts: list[dict], names: list[str]) -> dict[str, np.ndarray]:
+    """All numeric features in one conversion when every event has them all as numbers.
+
+    Returns nothing when that does not hold; the caller then converts feature by feature.
+    """
+    if len(names) < 2:
+        return {}
+    rows = map(itemgetter(*names), feature_dicts)
+    try:
+        matrix = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64,
+                             count=len(feature_dicts) * len(names))
+    except (KeyError, TypeError, ValueError):
+        return {}
+    columns = np.ascontiguousarray(matrix.reshape(len(feature_dicts), len(names)).T)
+    return dict(zip(names, columns, strict=True))
+
+
+def _numeric_predictions(predictions: list) -> np.ndarray | None:
+    """Plain numeric predictions as float64 in one conversion; None when any is a label or a ranking."""
+    try:
+        return np.fromiter(predictions, dtype=np.float64, count=len(predictions))
+    except (TypeError, ValueError):
+        return None
+
+
+def _prediction_value(prediction: object) -> object:
+    if _is_class(prediction):
+        return prediction["label"]  # type: ignore[index]
+    if _is_ranking(prediction):
+        return None
+    return prediction
+
+
+def _as_text(value: object) -> str:
+    """A prediction or outcome as the text a classification compares: what ``str`` gives for the event's field."""
+    if type(value) is dict:
+        if "label" in value:
+            return value["label"]
+        model = RankingPrediction if "items" in value else RankingOutcome
+        return str(model.model_validate(value))  # a ranking given to a classifier: rare, shown as the object
+    return str(value)
+
+
+def labeled_columns_from_rows(rows: Sequence[LabeledRow], task: str, *,
+                              positive_label: str | None = None) -> LabeledColumns:
+    """Outcome and prediction columns of joined rows for one task (``labeled_columns`` for records).
+
+    ``positive_label``: for binary classification, whose probability becomes ``scores``
+    (only when every row of the batch carries it).
+    """
+    if task == "classification":
+        y_pred = [_as_text(p["prediction"]) for _, p, _ in rows]
+        y_true = [_as_text(o["outcome"]) for _, _, o in rows]
+        scores = None
+        if positive_label is not None:
+            probabilities = [p["prediction"].get("probabilities") if _is_class(p["prediction"]) else None
+                             for _, p, _ in rows]
+            if all(p is not None and positive_label in p for p in probabilities):
+                scores = np.array([p[positive_label] for p in probabilities], dtype=np.float64)
+        return LabeledColumns(np.asarray(y_true, dtype=str), np.asarray(y_pred, dtype=str), scores, None)
+    if task == "regression":
+        y_true_f = to_float([o["outcome"] if type(o["outcome"]) is not dict else None for _, _, o in rows])
+        y_pred_f = to_float([p["prediction"] if type(p["prediction"]) in (int, float) else None for _, p, _ in rows])
+        valid = ~(np.isnan(y_true_f) | np.isnan(y_pred_f))
+        return LabeledColumns(y_true_f[valid], y_pred_f[valid], None, None)
+    relevance: list[float] = []
+    item_scores: list[float] = []
+    groups: list[str] = []
+    for event_id, prediction, outcome in rows:
+        predicted = prediction["prediction"]
+        if not _is_ranking(predicted):
+            continue
+        truth = outcome["outcome"]["relevance"] if type(outcome["outcome"]) is dict else {}
+        group = f"{predicted['group_id']}\x1f{event_id}"
+        for item in predicted["items"]:
+            relevance.append(truth.get(item["item_id"], 0.0))
+            item_scores.append(item["score"])
+            groups.append(group)
+    return LabeledColumns(np.asarray(relevance, dtype=np.float64), np.asarray(item_scores, dtype=np.float64), None,
+                          np.asarray(groups, dtype=object))
+
+
+class RecordPanes(PaneAggregator):
+    """A `PaneAggregator` fed with decoded records; see the module docstring.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from driftline.stream.reference import build_reference
+    >>> rng = np.random.default_rng(0)
+    >>> ref = build_reference(pd.DataFrame({"x": rng.normal(size=500), "prediction": rng.normal(size=500)}),
+    ...                       model="m", model_version="1", task="regression")
+    >>> panes = RecordPanes({"m": ref}, pane_s=60, allowed_lateness_s=30, source="0")
+    >>> records = [{"event_id": str(i), "ts": float(i), "model": "m", "model_version": "1", "request_id": str(i),
+    ...             "features": {"x": float(rng.normal())}, "prediction": 0.1} for i in range(200)]
+    >>> panes.add_records(records)
+    >>> [(p.pane_start, p.n_events) for p in panes.close_panes()]
+    [(0.0, 60), (60.0, 60)]
+    """
+
+    def add_records(self, records: Sequence[Record]) -> None:
+        """Apply predictions (any models, in order), as ``add_predictions`` applies events."""
+        if not records:
+            return
+        models = list(map(itemgetter("model"), records))
+        if models.count(models[0]) == len(models):
+            by_model = {models[0]: records}
+        else:
+            grouped: dict[str, list[Record]] = {}
+            for model, record in zip(models, records, strict=True):
+                grouped.setdefault(model, []).append(record)
+            by_model = grouped
+        for model, rows in by_model.items():
+            profile = self.profile(model)
+            if profile is None:  # counted as unmonitored: only the times matter
+                ts = np.fromiter(map(itemgetter("ts"), rows), dtype=np.float64, count=len(rows))
+                self.add_columns(model, Columns(ts, _EMPTY, {}, _EMPTY, _EMPTY))
+            else:
+                self.add_columns(model, columns_from_records(rows, profile, seed=self.seed))
+
+    def add_labeled_rows(self, rows: Sequence[LabeledRow]) -> None:
+        """Apply joined rows to the pane of their outcome time, as ``add_labeled`` applies labeled events."""
+        if not rows:
+            return
+        ts = np.fromiter((o["ts"] for _, _, o in rows), dtype=np.float64, count=len(rows))
+        on_time = self._advance(ts, self.watermark)
+        by_model: dict[str, list[int]] = {}
+        for index, (_, prediction, _) in enumerate(rows):
+            by_model.setdefault(prediction["model"], []).append(index)
+        for model, indices in by_model.items():
+            positions = np.asarray(indices, dtype=np.intp)
+            kept = positions[on_time[positions]]
+            bins = self._bins.get(model)
+            if bins is None:
+                self._unmonitored[model] += len(positions)
+                continue
+            self._count_late(model, len(positions) - len(kept))
+            pane_index = np.floor(ts[kept] / self.pane_s).astype(np.int64)
+            for index in np.unique(pane_index).tolist():
+                chosen = [rows[i] for i in kept[pane_index == index]]
+                pane = self._pane(model, bins.profile.reference_id, index, bins)
+                if pane.labeled is None:
+                    pane.labeled = LabeledSketch.empty(bins.profile.task, capacity=self.labeled_capacity,
+                                                       seed=self.seed, positive_label=bins.positive_label)
+                cols = labeled_columns_from_rows(chosen, bins.profile.task, positive_label=bins.positive_label)
+                pane.labeled.update(cols.y_true, cols.y_pred, scores=cols.scores, groups=cols.groups)
+                self._labeled[model] += len(chosen)

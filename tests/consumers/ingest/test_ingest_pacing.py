@@ -1,0 +1,52 @@
+"""Catching up on a backlog: the input ahead in event time is paused, and nothing is lost or repeated."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from driftline.consumers.ingest.app import IngestApp
+from driftline.consumers.ingest.handler import PartitionState
+from driftline.schemas.events import LabeledEvent
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
+from pipeline import TASKS, Pipeline, simulator
+
+N_PREDICTIONS = 6000
+
+
+@pytest.fixture
+def backlog(kafka) -> Iterator[tuple[Pipeline, int]]:
+    pipeline = Pipeline(kafka.bootstrap, f"test{uuid.uuid4().hex[:8]}.")
+    pipeline.create_topics()
+    sim = simulator()
+    pipeline.publish_references(sim, TASKS)
+    outcomes = pipeline.feed(sim, N_PREDICTIONS) - N_PREDICTIONS
+    yield pipeline, outcomes
+    pipeline.delete_topics()
+
+
+class _CountingPauses(IngestApp):
+    """The app, counting the pauses `_pace` makes."""
+
+    pauses = 0
+
+    def _pace(self, partition: int, state: PartitionState) -> None:
+        before = len(self._paused)
+        super()._pace(partition, state)
+        self.pauses += len(self._paused) > before
+
+
+@pytest.mark.integration
+def test_backlog_pauses_the_stream_ahead_and_labels_every_outcome_once(backlog: tuple[Pipeline, int]) -> None:
+    pipeline, n_outcomes = backlog
+    app = _CountingPauses(pipeline.config(ingest={"batch_size": 300, "commit_interval_s": 0.3}))
+    summary = app.run(until_idle=True, timeout_s=120)
+    assert app.pauses > 0  # a fetch hands out far more of the small outcomes than of the predictions
+    assert not app._paused  # resumed by the end
+    labeled = pipeline.read("labeled", LabeledEvent)
+    assert summary.labeled == len(labeled) == len({e.event_id for e in labeled}) == n_outcomes > 0
