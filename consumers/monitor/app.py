@@ -1,7 +1,8 @@
 """`driftline monitor`, stage 2: pane partials -> sliding windows -> drift tests -> alerts.
 
 Runtime: a confluent-kafka consumer group with Kafka transactions, not faust-streaming (see
-BENCHMARKS.md, "End to end"): the panes it reads are written transactionally by ingest and
+BENCHMARKS.md, "Stage 2 on faust-streaming: measured": the same core in a faust agent repeated
+alerts after kill -9, under either processing guarantee): the panes it reads are written transactionally by ingest and
 must be read ``read_committed``; the alerts, the state changelog and the input offsets are
 committed in one transaction, so a crash neither loses nor repeats an alert.
 
