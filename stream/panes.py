@@ -349,9 +349,16 @@ class PaneAggregator:
         }
         if pane is None:
             return PanePartial(n_events=0, **common)
+        bins = self._bins[model]
+        block = pane.numeric.to_block_data(bins.numeric) if pane.numeric is not None else None
+        if block is None:
+            features = self._feature_data(model, pane)
+        else:  # the numeric features travel as one block, the others one by one
+            features = {name: pane.features[name].to_data() for name in bins.profile.features if name in pane.features}
         return PanePartial(
             n_events=pane.n_events,
-            features=self._feature_data(model, pane),
+            features=features,
+            numeric=block,
             prediction=pane.prediction.to_data(),
             prediction_score=pane.score.to_data() if pane.score is not None else None,
             labeled=pane.labeled.to_dict() if pane.labeled is not None else None,

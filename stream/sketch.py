@@ -23,6 +23,7 @@ import pandas as pd
 from driftline.schemas.profiles import (
     CategoricalFeatureProfile,
     CategoricalSketchData,
+    NumericBlockData,
     NumericFeatureProfile,
     NumericSketchData,
     SampleData,
@@ -509,6 +510,53 @@ class NumericBlock:
                    np.array([-np.inf if d.max is None else d.max for d in data], dtype=float), keys,
                    np.array([d.sample.values for d in data], dtype=float).reshape(len(data), len(first.keys)),
                    first.threshold, first.capacity)
+
+    @classmethod
+    def from_block_data(cls, data: NumericBlockData, bins: StackedBins) -> NumericBlock:
+        """Inverse of `to_block_data` (the features in the order of ``bins``): what `from_data` makes of `sketches`."""
+        n_features = len(bins)
+        if len(data.features) != n_features:
+            raise ValueError(f"block has {len(data.features)} features, the reference {n_features}")
+        counts = np.zeros((n_features, bins.n_bins), dtype=np.int64)
+        for row, (feature_counts, feature_bins) in enumerate(zip(data.counts, bins.bins, strict=True)):
+            if len(feature_counts) != feature_bins.n_bins:
+                raise ValueError(f"sketch has {len(feature_counts)} bins, the reference {feature_bins.n_bins}")
+            counts[row, :len(feature_counts)] = feature_counts
+        keys = np.array(data.keys, dtype=float)
+        if np.any(keys[1:] < keys[:-1]):
+            return cls.from_data(list(data.sketches().values()), bins)
+        n = np.array(data.n, dtype=np.int64)
+        empty = n == 0
+        return cls(bins, counts, n, np.array(data.n_null, dtype=np.int64), np.array(data.mean, dtype=float),
+                   np.array(data.m2, dtype=float), np.where(empty, np.inf, np.array(data.min, dtype=float)),
+                   np.where(empty, -np.inf, np.array(data.max, dtype=float)), keys,
+                   np.fromiter(data.values, dtype=float, count=len(data.values)).reshape(n_features, len(keys)),
+                   data.threshold, data.capacity)
+
+    def to_block_data(self, names: Sequence[str]) -> NumericBlockData | None:
+        """Wire form of the whole block (``names``: its features, in row order); None when it is split or a
+        feature has no value (then `to_data` gives the per-feature forms).
+
+        The lists come from the block's own arrays, so they already have the shape and types the
+        model checks; only finiteness can fail (an infinite input value), and then the model is
+        validated, which refuses it as the per-feature form does. Otherwise it is built without
+        validation: the same object at half the cost of a partial.
+        """
+        if self.split is not None or not self.n.all():
+            return None
+        fields = {
+            "features": list(names),
+            "counts": [row[:b.n_bins] for row, b in zip(self.counts.tolist(), self.bins.bins, strict=True)],
+            "n": self.n.tolist(), "n_null": self.n_null.tolist(), "mean": self.mean.tolist(),
+            "m2": [max(m2, 0.0) for m2 in self.m2.tolist()], "min": self.min.tolist(), "max": self.max.tolist(),
+            "keys": self.keys.tolist(), "values": self.values.ravel().tolist(), "threshold": self.threshold,
+            "capacity": self.capacity,
+        }
+        finite = all(np.isfinite(a).all() for a in (self.keys, self.values, self.mean, self.m2, self.min, self.max))
+        if (finite and len(set(fields["features"])) == len(self.n) and type(self.threshold) is float
+                and type(self.capacity) is int):
+            return NumericBlockData.model_construct(**fields)
+        return NumericBlockData(**fields)
 
     def sketches(self) -> list[NumericSketch]:
         """The per-feature sketches (views of the block's arrays while it is shared: read them, do not update)."""

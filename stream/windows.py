@@ -37,6 +37,7 @@ from driftline.schemas.profiles import (
     NumericSketchData,
     PanePartial,
     ReferenceProfile,
+    SketchData,
 )
 from driftline.stream.concept import ConceptDriftTest, LabeledSketch, LossMonitor
 from driftline.stream.correction import Correction, adjust_p_values
@@ -327,9 +328,15 @@ class WindowEvaluator:
         return True
 
     def _from_partial(self, partial: PanePartial) -> _MergedPane:
-        numeric = self._numeric_from_data(partial)
+        stacked, block = self._bins.stacked, partial.numeric
+        if stacked is not None and block is not None and tuple(block.features) == self._bins.numeric:
+            numeric: NumericBlock | None = NumericBlock.from_block_data(block, stacked)
+            sketches: Mapping[str, SketchData] = partial.features
+        else:  # any other block is read feature by feature
+            sketches = partial.sketches() if block is not None else partial.features
+            numeric = self._numeric_from_data(sketches)
         categorical = {name: sketch_from_data(data, self._bins.features[name])
-                       for name, data in partial.features.items()
+                       for name, data in sketches.items()
                        if name in self._bins.features and name not in self._bins.numeric}
         wire = {"prediction": partial.prediction, "prediction_score": partial.prediction_score}
         predictions = {name: sketch_from_data(data, self._prediction_bins[name])
@@ -337,13 +344,13 @@ class WindowEvaluator:
         labeled = LabeledSketch.from_dict(partial.labeled) if partial.labeled is not None else None
         return _MergedPane(numeric, categorical, predictions, labeled, partial.n_events, partial.n_late)
 
-    def _numeric_from_data(self, partial: PanePartial) -> NumericBlock | None:
-        """The partial's numeric sketches as one block (None when it has none, e.g. a heartbeat).
+    def _numeric_from_data(self, sketches: Mapping[str, SketchData]) -> NumericBlock | None:
+        """The numeric features' sketches as one block (None when there is none, e.g. a heartbeat).
 
-        A feature the partial lacks becomes an empty sketch, which merges like an absent one.
+        A feature without a sketch becomes an empty sketch, which merges like an absent one.
         """
         stacked = self._bins.stacked
-        data = [partial.features.get(name) for name in self._bins.numeric]
+        data = [sketches.get(name) for name in self._bins.numeric]
         present: list[NumericSketchData] = []
         for d in data:
             if d is not None and not isinstance(d, NumericSketchData):

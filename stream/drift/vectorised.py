@@ -86,10 +86,11 @@ def _distances(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, 
     # CDF gap after each value; within a run of tied values only the last position counts
     reference_count = np.cumsum(order < n_ref, axis=1)
     gap = reference_count / n_ref - (np.arange(1, width + 1) - reference_count) / n_cur
+    np.abs(gap, out=gap)  # both statistics use the absolute gap
     last_of_value = np.ones(every.shape, dtype=bool)
     np.not_equal(every[:, 1:], every[:, :-1], out=last_of_value[:, :-1])
-    ks = np.max(np.where(last_of_value, np.abs(gap), 0.0), axis=1)
-    return ks, np.sum(np.abs(gap[:, :-1]) * np.diff(every, axis=1), axis=1)
+    ks = np.max(gap, axis=1, where=last_of_value, initial=0.0)
+    return ks, np.sum(gap[:, :-1] * np.diff(every, axis=1), axis=1)
 
 
 def _rows(arrays: Sequence[np.ndarray], rows: list[int]) -> np.ndarray:

@@ -88,8 +88,14 @@ def labeled_events(rng: np.random.Generator, *, n: int, t0: float, t1: float, ac
 
 
 def comparable(partial: object) -> dict:
-    """A partial's dump with the float moments rounded: merge order changes their last bits only."""
+    """A partial's dump, every feature's sketch in its per-feature form, with the float moments rounded.
+
+    Merge order changes the moments' last bits only; a block of numeric sketches
+    (``numeric``) is unpacked, so partials compare whatever form their numeric sketches took.
+    """
     dump = partial.model_dump()  # type: ignore[attr-defined]
+    dump["features"] = {name: sketch.model_dump() for name, sketch in partial.sketches().items()}  # type: ignore[attr-defined]
+    dump.pop("numeric", None)
     for sketch in [*dump["features"].values(), dump["prediction"]]:
         if sketch and sketch["kind"] == "numeric":
             sketch["mean"], sketch["m2"] = round(sketch["mean"], 9), round(sketch["m2"], 6)

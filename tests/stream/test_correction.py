@@ -36,3 +36,27 @@ def test_empty_and_unknown() -> None:
     assert adjust_p_values([], "bh").size == 0
     with pytest.raises(ValueError, match="unknown correction"):
         adjust_p_values(P, "holm")  # type: ignore[arg-type]
+
+
+def test_benjamini_hochberg_equals_scipy_bit_for_bit() -> None:
+    """Random p-values with ties, zeros, ones and tiny values: exactly scipy's adjusted p-values."""
+    from scipy import stats
+
+    from driftline.stream.correction import benjamini_hochberg
+
+    rng = np.random.default_rng(0)
+    for trial in range(2000):
+        m = int(rng.integers(1, 60))
+        p = [rng.random(m), rng.choice([0.0, 1.0, 0.01, 0.5, 0.03], m), np.round(rng.random(m), 2),
+             10.0 ** -rng.uniform(0, 300, m)][trial % 4]
+        assert np.array_equal(benjamini_hochberg(p), stats.false_discovery_control(p, method="bh"))
+
+
+@pytest.mark.parametrize("p", [[0.1, float("nan")], [0.1, 1.5], [-0.1, 0.2], [float("nan")]])
+def test_benjamini_hochberg_refuses_what_scipy_refuses(p: list[float]) -> None:
+    from scipy import stats
+
+    with pytest.raises(ValueError):
+        stats.false_discovery_control(np.array(p), method="bh")
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        adjust_p_values(p, "bh")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftline.schemas.profiles import CategoricalSketchData, NumericSketchData
+from driftline.schemas.profiles import CategoricalSketchData, NumericBlockData, NumericSketchData
 from driftline.stream.sample import hashed_keys
 from driftline.stream.sketch import (
     CategoricalBins,
@@ -214,6 +214,24 @@ def _assert_block_equals_sketches(rng: np.random.Generator, bins: list[NumericBi
         assert data == [s.to_data() for s in sketches]
         for x, y in zip(NumericBlock.from_data(data, stacked).sketches(), sketches, strict=True):
             _assert_numeric_identical(x, y)
+        _assert_block_data_equals_sketch_data(block, data)
+
+
+def _assert_block_data_equals_sketch_data(block: NumericBlock, data: list[NumericSketchData]) -> None:
+    """The block's wire form (when it has one) carries exactly the per-feature wire forms, and reads back exact."""
+    names = [f"f{row}" for row in range(len(data))]
+    block_data = block.to_block_data(names)
+    if block.split is not None or not block.n.all():
+        assert block_data is None
+        return
+    assert block_data is not None
+    assert block_data.sketches() == dict(zip(names, data, strict=True))
+    wire = NumericBlockData.model_validate_json(block_data.model_dump_json())
+    assert wire == block_data
+    rebuilt = NumericBlock.from_block_data(wire, block.bins)
+    assert rebuilt.split is None
+    for x, y in zip(rebuilt.sketches(), block.sketches(), strict=True):
+        _assert_numeric_identical(x, y)
 
 
 def test_numeric_block_shares_one_sample_until_a_null_or_a_tie() -> None:
@@ -285,3 +303,44 @@ def test_numeric_block_from_data_with_keys_out_of_order_is_split_and_still_exact
                 for d, o in zip(data, other.sketches(), strict=True)]
     for got, want in zip(merged.sketches(), expected, strict=True):
         _assert_numeric_identical(got, want)
+
+
+def test_numeric_block_data_with_keys_out_of_order_is_read_per_feature_and_still_exact() -> None:
+    """A block whose shared keys arrive unsorted gives what its per-feature forms give: split sketches."""
+    rng = np.random.default_rng(7)
+    stacked = StackedBins([BINS, NumericBins([-1.0, 1.0])])
+    block = NumericBlock.empty(stacked, 8)
+    block.update(rng.normal(size=(2, 50)), rng.random(50))
+    data = block.to_block_data(["a", "b"])
+    assert data is not None
+    reversed_values = np.asarray(data.values).reshape(2, -1)[:, ::-1].ravel().tolist()
+    shuffled = data.model_copy(update={"keys": data.keys[::-1], "values": reversed_values})
+    got = NumericBlock.from_block_data(shuffled, stacked)
+    want = NumericBlock.from_data(list(shuffled.sketches().values()), stacked)
+    assert got.split is not None
+    for x, y in zip(got.sketches(), want.sketches(), strict=True):
+        _assert_numeric_identical(x, y)
+
+
+def test_numeric_block_data_rejects_foreign_bins() -> None:
+    block = NumericBlock.empty(StackedBins([BINS]), 4)
+    block.update(np.array([[0.1, 0.2]]), np.array([0.3, 0.4]))
+    data = block.to_block_data(["a"])
+    assert data is not None
+    with pytest.raises(ValueError, match="bins"):
+        NumericBlock.from_block_data(data, StackedBins([NumericBins([0.0, 1.0])]))
+    with pytest.raises(ValueError, match="features"):
+        NumericBlock.from_block_data(data, StackedBins([BINS, BINS]))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_numeric_block_wire_forms_both_refuse_an_infinite_value() -> None:
+    """The block form skips validation only for values it knows are valid: an infinite input is refused as before."""
+    from pydantic import ValidationError
+
+    block = NumericBlock.empty(StackedBins([BINS, BINS]), 4)
+    block.update(np.array([[0.1, np.inf], [0.2, 0.3]]), np.array([0.1, 0.2]))
+    with pytest.raises(ValidationError):
+        block.to_data()
+    with pytest.raises(ValidationError):
+        block.to_block_data(["a", "b"])

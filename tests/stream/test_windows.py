@@ -231,7 +231,7 @@ def test_window_statistics_equal_scipy_on_the_merged_sample(profile: ReferencePr
     for partial in partials:
         evaluator.add(partial)
     (result,) = evaluator.ready(watermark=300.0)
-    window_sample = Sample.merge_all([Sample.from_data(p.features["x01"].sample) for p in partials], capacity=2000)
+    window_sample = Sample.merge_all([Sample.from_data(p.sketches()["x01"].sample) for p in partials], capacity=2000)
     reference_sample = np.asarray(profile.features["x01"].sample)
     ks = next(r for r in result.data.results if r.feature == "x01" and r.test == "ks")
     expected = stats.ks_2samp(reference_sample, window_sample.values, method="asymp")
@@ -304,3 +304,34 @@ def test_classifier_scores_drift_while_the_classes_do_not() -> None:
     score = primary(unsure, "prediction_score")
     assert score.test == "ks" and score.drifted and score.p_adjusted == pytest.approx(min(2 * score.p_value, 1.0))
     assert unsure.prediction_drifted
+
+
+def test_partials_with_a_numeric_block_give_the_results_of_their_per_feature_form(profile: ReferenceProfile) -> None:
+    """Stage 1 sends the numeric sketches as one block; unpacked (or in another order) they give the same windows."""
+    partials = _partials(profile, n_panes=8)
+    assert all(p.numeric is not None for p in partials if p.n_events)
+
+    def unpacked(p: PanePartial) -> PanePartial:
+        return p.model_copy(update={"numeric": None, "features": p.sketches()})
+
+    def reordered(p: PanePartial) -> PanePartial:
+        if p.numeric is None:
+            return p
+        block = p.numeric.sketches()
+        names = list(block)[::-1]
+        first, rest = block[names[0]], {name: block[name] for name in names[1:]}
+        moved = p.numeric.model_copy(update={
+            "features": names[1:], "counts": [s.counts for s in rest.values()], "n": [s.n for s in rest.values()],
+            "n_null": [s.n_null for s in rest.values()], "mean": [s.mean for s in rest.values()],
+            "m2": [s.m2 for s in rest.values()], "min": [s.min for s in rest.values()],
+            "max": [s.max for s in rest.values()],
+            "values": [v for s in rest.values() for v in s.sample.values]})
+        return p.model_copy(update={"numeric": moved, "features": {**p.features, names[0]: first}})
+
+    runs = []
+    for form in (lambda p: p, unpacked, reordered):
+        evaluator = _evaluator(profile)
+        for partial in partials:
+            evaluator.add(form(partial))
+        runs.append([repr(r) for r in evaluator.ready(watermark=8 * PANE_S)])
+    assert runs[0] and runs[0] == runs[1] == runs[2]
