@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -23,7 +23,7 @@ import numpy as np
 
 from driftline.schemas.events import LabeledEvent, PredictionEvent
 from driftline.schemas.profiles import CategoricalFeatureProfile, PanePartial, ReferenceProfile, SketchData
-from driftline.stream.columns import Columns, columns_from_events, labeled_columns
+from driftline.stream.columns import Columns, LabeledColumns, columns_from_events, labeled_columns
 from driftline.stream.concept import LabeledSketch
 from driftline.stream.sketch import (
     Bins,
@@ -36,7 +36,10 @@ from driftline.stream.sketch import (
     sketch_from_data,
 )
 
-__all__ = ["AggregatorCounters", "PaneAggregator", "ProfileBins"]
+__all__ = ["AggregatorCounters", "LabeledColumnsOf", "PaneAggregator", "ProfileBins"]
+
+LabeledColumnsOf = Callable[[np.ndarray, str, str | None], LabeledColumns]
+"""``(row positions, task, positive label) -> LabeledColumns`` of labeled rows held in any form."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,14 +267,34 @@ class PaneAggregator:
             pane.n_events += len(batch)
         self._applied[model] += len(columns)
 
+    def add_labeled_columns(self, outcome_ts: np.ndarray, models: Sequence[str], columns_of: LabeledColumnsOf) -> None:
+        """Apply labeled rows held in any form, given their outcome times and models.
+
+        ``columns_of(positions, task, positive_label)`` turns the rows at ``positions`` (one
+        model, one pane) into `LabeledColumns`; `add_labeled` passes one for `LabeledEvent`
+        objects, ingest one for its decoded records.
+        """
+        self._add_labeled_columns(outcome_ts, models, columns_of, self.watermark)
+
     def _add_labeled(self, events: Sequence[LabeledEvent], watermark: float) -> None:
         if not events:
             return
+
+        def columns_of(positions: np.ndarray, task: str, positive_label: str | None) -> LabeledColumns:
+            return labeled_columns([events[i] for i in positions], task, positive_label=positive_label)
+
         ts = np.fromiter((e.outcome_ts for e in events), dtype=np.float64, count=len(events))
+        self._add_labeled_columns(ts, [e.model for e in events], columns_of, watermark)
+
+    def _add_labeled_columns(
+        self, ts: np.ndarray, models: Sequence[str], columns_of: LabeledColumnsOf, watermark: float
+    ) -> None:
+        if not len(ts):
+            return
         on_time = self._advance(ts, watermark)
         by_model: dict[str, list[int]] = {}
-        for index, event in enumerate(events):
-            by_model.setdefault(event.model, []).append(index)
+        for index, model in enumerate(models):
+            by_model.setdefault(model, []).append(index)
         for model, indices in by_model.items():
             rows = np.asarray(indices, dtype=np.intp)
             kept = rows[on_time[rows]]
@@ -282,12 +305,12 @@ class PaneAggregator:
             self._count_late(model, len(rows) - len(kept))
             pane_index = np.floor(ts[kept] / self.pane_s).astype(np.int64)
             for index in np.unique(pane_index).tolist():
-                chosen = [events[i] for i in kept[pane_index == index]]
+                chosen = kept[pane_index == index]
                 pane = self._pane(model, bins.profile.reference_id, index, bins)
                 if pane.labeled is None:
                     pane.labeled = LabeledSketch.empty(bins.profile.task, capacity=self.labeled_capacity,
                                                        seed=self.seed, positive_label=bins.positive_label)
-                cols = labeled_columns(chosen, bins.profile.task, positive_label=bins.positive_label)
+                cols = columns_of(chosen, bins.profile.task, bins.positive_label)
                 pane.labeled.update(cols.y_true, cols.y_pred, scores=cols.scores, groups=cols.groups)
                 self._labeled[model] += len(chosen)
 

@@ -18,7 +18,6 @@ import numpy as np
 from driftline.schemas.events import RankingOutcome, RankingPrediction
 from driftline.schemas.profiles import CategoricalFeatureProfile, NumericFeatureProfile, ReferenceProfile
 from driftline.stream.columns import Columns, LabeledColumns, to_float, to_str
-from driftline.stream.concept import LabeledSketch
 from driftline.stream.join import Record
 from driftline.stream.panes import PaneAggregator
 from driftline.stream.reference import classification_score
@@ -205,26 +204,9 @@ class RecordPanes(PaneAggregator):
         """Apply joined rows to the pane of their outcome time, as ``add_labeled`` applies labeled events."""
         if not rows:
             return
-        ts = np.fromiter((o["ts"] for _, _, o in rows), dtype=np.float64, count=len(rows))
-        on_time = self._advance(ts, self.watermark)
-        by_model: dict[str, list[int]] = {}
-        for index, (_, prediction, _) in enumerate(rows):
-            by_model.setdefault(prediction["model"], []).append(index)
-        for model, indices in by_model.items():
-            positions = np.asarray(indices, dtype=np.intp)
-            kept = positions[on_time[positions]]
-            bins = self._bins.get(model)
-            if bins is None:
-                self._unmonitored[model] += len(positions)
-                continue
-            self._count_late(model, len(positions) - len(kept))
-            pane_index = np.floor(ts[kept] / self.pane_s).astype(np.int64)
-            for index in np.unique(pane_index).tolist():
-                chosen = [rows[i] for i in kept[pane_index == index]]
-                pane = self._pane(model, bins.profile.reference_id, index, bins)
-                if pane.labeled is None:
-                    pane.labeled = LabeledSketch.empty(bins.profile.task, capacity=self.labeled_capacity,
-                                                       seed=self.seed, positive_label=bins.positive_label)
-                cols = labeled_columns_from_rows(chosen, bins.profile.task, positive_label=bins.positive_label)
-                pane.labeled.update(cols.y_true, cols.y_pred, scores=cols.scores, groups=cols.groups)
-                self._labeled[model] += len(chosen)
+
+        def columns_of(positions: np.ndarray, task: str, positive_label: str | None) -> LabeledColumns:
+            return labeled_columns_from_rows([rows[i] for i in positions], task, positive_label=positive_label)
+
+        ts = np.fromiter((outcome["ts"] for _, _, outcome in rows), dtype=np.float64, count=len(rows))
+        self.add_labeled_columns(ts, [prediction["model"] for _, prediction, _ in rows], columns_of)
