@@ -47,7 +47,7 @@ def _sections(bootstrap: str, prefix: str, partitions: int) -> dict[str, dict[st
     }
 
 
-def _write_toml(path: Path, sections: dict[str, dict[str, Any]]) -> None:
+def write_toml(path: Path, sections: dict[str, dict[str, Any]]) -> None:
     lines = []
     for name, values in sections.items():
         lines.append(f"[{name}]")
@@ -57,9 +57,9 @@ def _write_toml(path: Path, sections: dict[str, dict[str, Any]]) -> None:
 
 def _produce(cfg: Any, n_predictions: int, events_per_s: float) -> tuple[int, float]:
     shift_at_s = n_predictions / events_per_s / 2  # model a drifts half way through the stream
-    from confluent_kafka import Producer
-
     from driftline.consumers.common.references import publish_profile
+    from driftline.producers.client import DriftlineProducer
+    from driftline.producers.publish import publish
     from driftline.producers.scenarios import DriftScenario
     from driftline.producers.simulator import ModelSpec, Simulator
     from driftline.stream.reference import build_reference
@@ -69,29 +69,20 @@ def _produce(cfg: Any, n_predictions: int, events_per_s: float) -> tuple[int, fl
     for model, task in (("a", "classification"), ("b", "regression")):
         publish_profile(cfg.kafka, build_reference(sim.reference_frame(model, 5000), model=model, model_version="1",
                                                    task=task))
-    producer = Producer(cfg.kafka.client_config(**{
+    producer = DriftlineProducer(cfg.kafka, client_overrides={
         "linger.ms": 50, "batch.size": 1_000_000, "compression.type": "none", "queue.buffering.max.messages": 1_000_000,
-    }))
-    topics = {kind: cfg.kafka.topic(kind) for kind in ("predictions", "outcomes")}
-    sent, started = 0, time.perf_counter()
-    for batch in sim.batches(n_predictions, batch_size=20_000):
-        for kind, key, value in zip(batch.kinds, batch.keys, batch.values, strict=True):
-            while True:
-                try:
-                    producer.produce(topics[kind], value, key)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-        sent += len(batch)
-    producer.flush(120)
-    return sent, time.perf_counter() - started
+    })
+    summary = publish(sim, producer, n_predictions, batch_size=20_000, flush_timeout_s=120)
+    if summary.undelivered or summary.delivery_errors:
+        raise SystemExit(f"{summary.undelivered} records undelivered, {summary.delivery_errors} delivery errors")
+    return summary.total, summary.elapsed_s
 
 
-def _say(message: str) -> None:
+def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _committed(bootstrap: str, group: str, partitions: list[Any]) -> int:
+def committed_offsets(bootstrap: str, group: str, partitions: list[Any]) -> int:
     from confluent_kafka import Consumer
 
     probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
@@ -175,7 +166,7 @@ def _naive_faust(cfg: Any, expected: int, timeout_s: float) -> float | None:
                 process.kill()
         if not result.exists():
             tail = (Path(workdir) / "faust.log").read_text()[-2000:]
-            _say(f"the faust agent did not finish; its log ends with:\n{tail}")
+            say(f"the faust agent did not finish; its log ends with:\n{tail}")
             return None
         return float(result.read_text())
 
@@ -231,14 +222,14 @@ def main() -> None:
     results: dict[str, str] = {}
     workdir = Path(tempfile.mkdtemp(prefix="driftline-bench-"))
     config = workdir / "driftline.toml"
-    _write_toml(config, sections)
+    write_toml(config, sections)
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        _say(f"producing {args.predictions:,} predictions and their outcomes under {prefix}")
+        say(f"producing {args.predictions:,} predictions and their outcomes under {prefix}")
         sent, produce_s = _produce(cfg, args.predictions, args.events_per_s)
-        _say(f"produced {sent:,} records in {produce_s:.1f} s; starting monitor and ingest")
+        say(f"produced {sent:,} records in {produce_s:.1f} s; starting monitor and ingest")
         results["records (predictions + outcomes)"] = f"{sent:,}"
-        results["producer (SDK-less, 1 process) events/s"] = f"{sent / produce_s:,.0f}"
+        results["producer (driftline SDK, 1 process) events/s"] = f"{sent / produce_s:,.0f}"
         inputs, total = _ends(cfg, [cfg.kafka.topic("predictions"), cfg.kafka.topic("outcomes")])
         load_before = os.getloadavg()[0]
         processes.append(_spawn("monitor", config, "0"))
@@ -247,7 +238,7 @@ def main() -> None:
         first: tuple[float, int, float | None] | None = None
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            done = _committed(args.bootstrap, cfg.ingest.group_id, inputs)
+            done = committed_offsets(args.bootstrap, cfg.ingest.group_id, inputs)
             if done and first is None:
                 first = (time.perf_counter(), done, _cpu_s(ingest))
             if done >= total:
@@ -256,7 +247,7 @@ def main() -> None:
         last = (time.perf_counter(), done, _cpu_s(ingest))
         if first is None or last[1] <= first[1]:
             raise SystemExit("ingest made no measurable progress")
-        _say(f"ingest committed {last[1]:,} of {total:,} input records")
+        say(f"ingest committed {last[1]:,} of {total:,} input records")
         results["ingest sustained events/s"] = f"{(last[1] - first[1]) / (last[0] - first[0]):,.0f}"
         results["load average (1 min) before / after ingest"] = f"{load_before:.2f} / {os.getloadavg()[0]:.2f}"
         if first[2] is not None and last[2] is not None:
@@ -268,7 +259,7 @@ def main() -> None:
         panes, _pane_end = _ends(cfg, [cfg.kafka.topic("panes")])
         seen, stable_since = -1, time.monotonic()
         while time.monotonic() < deadline and (seen <= 0 or time.monotonic() - stable_since < 3.0):
-            now = _committed(args.bootstrap, cfg.monitor.group_id, panes)
+            now = committed_offsets(args.bootstrap, cfg.monitor.group_id, panes)
             if now != seen:
                 seen, stable_since = now, time.monotonic()
             time.sleep(0.25)
@@ -277,14 +268,14 @@ def main() -> None:
         for process in processes:
             process.wait(timeout=60)
         processes.clear()
-        _say("monitor done; measuring alert latency")
+        say("monitor done; measuring alert latency")
         latencies = sorted(_alert_latencies(cfg))
         results["alerts"] = str(len(latencies))
         if latencies:
             p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
             results["alert latency after watermark p50 / p99 (s)"] = f"{statistics.median(latencies):.2f} / {p99:.2f}"
         if not args.skip_faust:
-            _say("naive faust agent on the same predictions")
+            say("naive faust agent on the same predictions")
             rate = _naive_faust(cfg, args.predictions, timeout_s=300)
             results["naive faust agent (per event, predictions only) events/s"] = (
                 f"{rate:,.0f}" if rate else "did not finish"

@@ -50,6 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from e2e_bench import committed_offsets, say, write_toml  # the sibling script: run from bench/ or as a path
+
 _FAUST_APP = Path(__file__).resolve().parent / "faust_monitor.py"
 _RUN_TIMEOUT_S = 240.0
 _MAX_EXITS = 3
@@ -67,28 +69,6 @@ def _sections(bootstrap: str, prefix: str, partitions: int) -> dict[str, dict[st
                     "window_s": WINDOW_S, "step_s": STEP_S, "min_samples": 100, "hysteresis_windows": 2,
                     "concept_drop_threshold": 0.1, "cooldown_s": 0.0, "commit_interval_s": 0.5},
     }
-
-
-def _write_toml(path: Path, sections: dict[str, dict[str, Any]]) -> None:
-    lines = []
-    for name, values in sections.items():
-        lines.append(f"[{name}]")
-        lines.extend(f'{k} = "{v}"' if isinstance(v, str) else f"{k} = {v!r}" for k, v in values.items())
-    path.write_text("\n".join(lines) + "\n")
-
-
-def _say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _committed(bootstrap: str, group: str, partitions: list[Any]) -> int:
-    from confluent_kafka import Consumer
-
-    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
-    try:
-        return sum(max(tp.offset, 0) for tp in probe.committed(partitions, timeout=10))
-    finally:
-        probe.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +157,7 @@ def _pane_targets(cfg: Any) -> dict[int, int]:
 def _group_done(bootstrap: str, group: str, topic: str, targets: dict[int, int]) -> bool:
     from confluent_kafka import TopicPartition
 
-    return _committed(bootstrap, group, [TopicPartition(topic, p) for p in targets]) >= sum(targets.values())
+    return committed_offsets(bootstrap, group, [TopicPartition(topic, p) for p in targets]) >= sum(targets.values())
 
 
 def _alert_offsets(cfg: Any) -> dict[int, int]:
@@ -277,15 +257,15 @@ class Supervisor:
                         process.send_signal(signal.SIGKILL)
                         process.wait()
                         result.kills += 1
-                        _say(f"{name}: SIGKILL at {len(distinct)}/{n_panes} distinct panes; restarting")
+                        say(f"{name}: SIGKILL at {len(distinct)}/{n_panes} distinct panes; restarting")
                         process = self._spawn(command, env, log, spawned)
                         continue
                     if process.poll() is not None:
                         result.notes.append(f"exited with {process.returncode}")
                         if len(result.notes) >= _MAX_EXITS:
-                            _say(f"{name}: worker exited with {process.returncode}; giving up (see {log_path})")
+                            say(f"{name}: worker exited with {process.returncode}; giving up (see {log_path})")
                             break
-                        _say(f"{name}: worker exited with {process.returncode}; restarting")
+                        say(f"{name}: worker exited with {process.returncode}; restarting")
                         process = self._spawn(command, env, log, spawned)
                         continue
                     if not pending and len(distinct) >= n_panes and _group_done(
@@ -368,11 +348,11 @@ def main() -> None:
     ensure_topics(cfg.kafka)
     workdir = Path(tempfile.mkdtemp(prefix="faust-monitor-bench-"))
     config = workdir / "driftline.toml"
-    _write_toml(config, sections)
+    write_toml(config, sections)
     results: list[RunResult] = []
     faust_apps: list[str] = []
     try:
-        _say(f"writing pane partials of {args.predictions:,} predictions under {prefix} (workdir {workdir})")
+        say(f"writing pane partials of {args.predictions:,} predictions under {prefix} (workdir {workdir})")
         written, aborted = _produce_panes(cfg, args.predictions, args.events_per_s, args.aborted_every,
                                           args.compression)
         targets = _pane_targets(cfg)
@@ -380,7 +360,7 @@ def main() -> None:
         committed = {(record.partition(), record.offset()) for record in records}
         n_panes = len(committed)
         alert_panes = _alert_panes(cfg, records)
-        _say(f"{written} pane partials committed (read back: {n_panes}), {aborted} in aborted transactions")
+        say(f"{written} pane partials committed (read back: {n_panes}), {aborted} in aborted transactions")
         if not n_panes:
             raise SystemExit("no pane partials on `panes`: nothing to measure")
         supervisor = Supervisor(cfg, workdir, targets, committed)
@@ -408,9 +388,9 @@ def main() -> None:
                 command = [sys.executable, str(_FAUST_APP), "worker", "-l", "warn", "--without-web"]
                 changelog = f"{run_id}-state-changelog"
                 faust_apps.append(run_id)
-            _say(f"run {name} (group {run_id}, kills at {', '.join(map(str, kill_points)) or 'none'})")
+            say(f"run {name} (group {run_id}, kills at {', '.join(map(str, kill_points)) or 'none'})")
             result = supervisor.run(name, command, env, run_id, progress, kill_points, n_panes, changelog)
-            _say(f"run {name}: finished={result.finished} alerts={len(result.alert_ids)} notes={result.notes}")
+            say(f"run {name}: finished={result.finished} alerts={len(result.alert_ids)} notes={result.notes}")
             results.append(result)
         _report(results, n_panes, workdir)
     finally:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import TopicPartition
 from pydantic import BaseModel
 
 from driftline.config import DriftlineConfig, load_config
@@ -22,6 +22,8 @@ from driftline.consumers.common.kafka import read_to_end
 from driftline.consumers.common.references import publish_profile
 from driftline.consumers.ingest.app import IngestApp, IngestSummary
 from driftline.consumers.monitor.app import MonitorApp, MonitorSummary
+from driftline.producers.client import DriftlineProducer
+from driftline.producers.publish import publish
 from driftline.producers.scenarios import DriftScenario
 from driftline.producers.simulator import ModelSpec, Simulator
 from driftline.schemas.codec import RawMessage, decode_one
@@ -96,22 +98,11 @@ class Pipeline:
             publish_profile(settings, profile)
 
     def feed(self, sim: Simulator, n_predictions: int) -> int:
-        """Produce the simulator's stream; returns how many records were sent."""
-        cfg = self.config()
-        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 20, "enable.idempotence": True})
-        topics = {kind: cfg.kafka.topic(kind) for kind in ("predictions", "outcomes")}
-        sent = 0
-        for batch in sim.batches(n_predictions, batch_size=5000):
-            for kind, key, value in zip(batch.kinds, batch.keys, batch.values, strict=True):
-                while True:
-                    try:
-                        producer.produce(topics[kind], value, key)
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
-            sent += len(batch)
-        assert producer.flush(30) == 0
-        return sent
+        """Produce the simulator's stream through the SDK; returns how many records were sent."""
+        producer = DriftlineProducer(self.config().kafka, client_overrides={"linger.ms": 20})
+        summary = publish(sim, producer, n_predictions, batch_size=5000, flush_timeout_s=30)
+        assert (summary.undelivered, summary.delivery_errors) == (0, 0)
+        return summary.total
 
     def read(self, name: str, event_type: type[BaseModel] | None = None, *, topic: str | None = None) -> list[Any]:
         """Every committed record of a topic, decoded into ``event_type`` when given."""
