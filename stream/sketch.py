@@ -517,11 +517,16 @@ class NumericBlock:
         n_features = len(bins)
         if len(data.features) != n_features:
             raise ValueError(f"block has {len(data.features)} features, the reference {n_features}")
-        counts = np.zeros((n_features, bins.n_bins), dtype=np.int64)
-        for row, (feature_counts, feature_bins) in enumerate(zip(data.counts, bins.bins, strict=True)):
-            if len(feature_counts) != feature_bins.n_bins:
-                raise ValueError(f"sketch has {len(feature_counts)} bins, the reference {feature_bins.n_bins}")
-            counts[row, :len(feature_counts)] = feature_counts
+        lengths = [len(feature_counts) for feature_counts in data.counts]
+        for length, feature_bins in zip(lengths, bins.bins, strict=True):
+            if length != feature_bins.n_bins:
+                raise ValueError(f"sketch has {length} bins, the reference {feature_bins.n_bins}")
+        if lengths.count(bins.n_bins) == n_features:  # every feature has the widest bins: one conversion
+            counts = np.array(data.counts, dtype=np.int64)
+        else:
+            counts = np.zeros((n_features, bins.n_bins), dtype=np.int64)
+            for row, feature_counts in enumerate(data.counts):
+                counts[row, :len(feature_counts)] = feature_counts
         keys = np.array(data.keys, dtype=float)
         if np.any(keys[1:] < keys[:-1]):
             return cls.from_data(list(data.sketches().values()), bins)

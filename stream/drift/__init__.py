@@ -3,6 +3,7 @@
 from driftline.stream.drift.base import BinnedTest, DriftTest, Statistic
 from driftline.stream.drift.chi2 import ChiSquareTest
 from driftline.stream.drift.jensen_shannon import JensenShannon
+from driftline.stream.drift.kolmogorov import kstwo_sf
 from driftline.stream.drift.ks import KSTest, binned_ks_statistic
 from driftline.stream.drift.psi import PSI
 from driftline.stream.drift.vectorised import BinnedScores, SampleDistances, binned_scores, sample_distances
@@ -21,5 +22,6 @@ __all__ = [
     "Wasserstein",
     "binned_ks_statistic",
     "binned_scores",
+    "kstwo_sf",
     "sample_distances",
 ]
