@@ -84,15 +84,20 @@ def _distances(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, 
     values = np.concatenate([reference, np.sort(current, axis=1)], axis=1)
     order = np.argsort(values, axis=1, kind="stable")  # merges the two sorted runs of each row
     width = n_ref + n_cur
-    every = values.ravel().take(order + np.arange(0, values.size, width)[:, None])  # take_along_axis, cheaper
     # CDF gap after each value; within a run of tied values only the last position counts
     reference_count = np.cumsum(order < n_ref, axis=1)
-    gap = reference_count / n_ref - (np.arange(1, width + 1) - reference_count) / n_cur
+    order += np.arange(0, values.size, width)[:, None]
+    every = values.ravel().take(order)  # take_along_axis, cheaper
+    # the same operations on the same values as out of place, into buffers already allocated
+    gap = reference_count / n_ref
+    gap -= np.subtract(np.arange(1, width + 1), reference_count, out=reference_count) / n_cur
     np.abs(gap, out=gap)  # both statistics use the absolute gap
     last_of_value = np.ones(every.shape, dtype=bool)
     np.not_equal(every[:, 1:], every[:, :-1], out=last_of_value[:, :-1])
     ks = np.max(gap, axis=1, where=last_of_value, initial=0.0)
-    return ks, np.sum(gap[:, :-1] * np.diff(every, axis=1), axis=1)
+    area = np.diff(every, axis=1)
+    area *= gap[:, :-1]
+    return ks, np.sum(area, axis=1)
 
 
 def _rows(arrays: Sequence[np.ndarray], rows: list[int]) -> np.ndarray:
