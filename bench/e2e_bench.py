@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,20 @@ def _produce(cfg: Any, n_predictions: int, events_per_s: float) -> tuple[int, fl
     if summary.undelivered or summary.delivery_errors:
         raise SystemExit(f"{summary.undelivered} records undelivered, {summary.delivery_errors} delivery errors")
     return summary.total, summary.elapsed_s
+
+
+def delete_topics(cfg: Any, prefixes: Sequence[str]) -> None:
+    """Delete every topic whose name starts with one of ``prefixes``; best effort, saying what was left behind."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(cfg.kafka.client_config())
+    ours = [t for t in admin.list_topics(timeout=10).topics if t.startswith(tuple(prefixes))]
+    if ours:
+        for future in admin.delete_topics(ours).values():
+            try:
+                future.result(timeout=30)
+            except Exception as exc:  # cleanup is best effort
+                print(f"could not delete a bench topic: {exc}", file=sys.stderr)
 
 
 def say(message: str) -> None:
@@ -246,7 +261,7 @@ def main() -> None:
             time.sleep(0.25)
         last = (time.perf_counter(), done, _cpu_s(ingest))
         if first is None or last[1] <= first[1]:
-            raise SystemExit("ingest made no measurable progress")
+            raise SystemExit("ingest committed everything at once: too few predictions to time, use more")
         say(f"ingest committed {last[1]:,} of {total:,} input records")
         results["ingest sustained events/s"] = f"{(last[1] - first[1]) / (last[0] - first[0]):,.0f}"
         results["load average (1 min) before / after ingest"] = f"{load_before:.2f} / {os.getloadavg()[0]:.2f}"
@@ -283,16 +298,7 @@ def main() -> None:
     finally:
         for process in processes:
             process.kill()
-        from confluent_kafka.admin import AdminClient
-
-        admin = AdminClient(cfg.kafka.client_config())
-        ours = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
-        if ours:
-            for future in admin.delete_topics(ours).values():
-                try:
-                    future.result(timeout=30)
-                except Exception as exc:  # cleanup is best effort; say what was left behind
-                    print(f"could not delete a bench topic: {exc}", file=sys.stderr)
+        delete_topics(cfg, (prefix,))
     width = max(len(k) for k in results)
     print(f"\n{'measure':<{width}}  value\n{'-' * width}  -----")
     for key, value in results.items():

@@ -50,7 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from e2e_bench import committed_offsets, say, write_toml  # the sibling script: run from bench/ or as a path
+# the sibling script (bench/ is on sys.path when a bench runs as a script)
+from e2e_bench import committed_offsets, delete_topics, say, write_toml
 
 _FAUST_APP = Path(__file__).resolve().parent / "faust_monitor.py"
 _RUN_TIMEOUT_S = 240.0
@@ -394,17 +395,7 @@ def main() -> None:
             results.append(result)
         _report(results, n_panes, workdir)
     finally:
-        from confluent_kafka.admin import AdminClient
-
-        admin = AdminClient(cfg.kafka.client_config())
-        ours = [t for t in admin.list_topics(timeout=10).topics
-                if t.startswith(prefix) or any(t.startswith(app) for app in faust_apps)]
-        if ours:
-            for future in admin.delete_topics(ours).values():
-                try:
-                    future.result(timeout=30)
-                except Exception as exc:  # cleanup is best effort; say what was left behind
-                    print(f"could not delete a bench topic: {exc}", file=sys.stderr)
+        delete_topics(cfg, (prefix, *faust_apps))
 
 
 def _produce_panes(
