@@ -260,7 +260,9 @@ def main() -> None:
                 break
             time.sleep(0.25)
         last = (time.perf_counter(), done, _cpu_s(ingest))
-        if first is None or last[1] <= first[1]:
+        if first is None:
+            raise SystemExit("ingest committed nothing within 600 s")
+        if last[1] <= first[1]:
             raise SystemExit("ingest committed everything at once: too few predictions to time, use more")
         say(f"ingest committed {last[1]:,} of {total:,} input records")
         results["ingest sustained events/s"] = f"{(last[1] - first[1]) / (last[0] - first[0]):,.0f}"
