@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 import pytest
+from codec_strategies import feature_values, finite_floats, names, outcomes, predictions
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -20,27 +21,17 @@ def _reference_encode(event: BaseModel) -> bytes:
     return orjson.dumps(event.model_dump(mode="json", exclude_none=True))
 
 
-names = st.text(min_size=1, max_size=8)
-numbers = st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**53), 2**53)
-feature_values = st.none() | st.integers(-(2**63), 2**63 - 1) | numbers | st.text(max_size=5)
-predictions = st.one_of(
-    numbers,
-    st.fixed_dictionaries({"label": names}, optional={"probabilities": st.none() | st.dictionaries(
-        names, st.floats(0.0, 1.0), max_size=3)}),
-    st.fixed_dictionaries({"group_id": names, "items": st.lists(
-        st.fixed_dictionaries({"item_id": names, "score": numbers}), min_size=1, max_size=3)}),
-)
-outcomes = st.one_of(numbers, st.text(max_size=5), st.fixed_dictionaries(
-    {"group_id": names, "relevance": st.dictionaries(names, numbers, min_size=1, max_size=3)}))
+numbers = finite_floats | st.integers(-(2**53), 2**53)
 prediction_events = st.builds(
     lambda prediction, features, variant, entity_id: PredictionEvent.model_validate({
         "event_id": "e1", "ts": 1.5, "model": "m", "model_version": "1", "request_id": "r1",
         "features": features, "prediction": prediction, "variant": variant, "entity_id": entity_id}),
-    predictions, st.dictionaries(st.text(max_size=6), feature_values, max_size=5), st.none() | names,
+    predictions(numbers), st.dictionaries(st.text(max_size=6), feature_values(numbers), max_size=5), st.none() | names,
     st.none() | names,
 )
 outcome_events = st.builds(
-    lambda outcome: OutcomeEvent(event_id="o1", ts=2.0, request_id="r1", model="m", outcome=outcome), outcomes)
+    lambda outcome: OutcomeEvent(event_id="o1", ts=2.0, request_id="r1", model="m", outcome=outcome),
+    outcomes(numbers))
 
 
 @settings(max_examples=200, deadline=None)

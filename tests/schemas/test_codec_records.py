@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
+from codec_strategies import feature_values, finite_floats, names, outcomes, predictions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,31 +24,20 @@ from driftline.schemas.events import OutcomeEvent, PredictionEvent
 
 MAX_PAYLOAD_BYTES = 2048
 
-names = st.text(min_size=1, max_size=6)
-floats = st.floats(allow_nan=False, allow_infinity=False)
+floats = finite_floats
 # Values that sit on a boundary of what pydantic accepts or converts, for a field of any type.
 tricky = st.sampled_from([
     True, False, 0, 1, -1, 2, 2**63, 2**64, 0.0, -0.0, 0.5, 1.0, 1.5, -0.5, 1e308, 5e-324, "", "1", "0.5", "x" * 256,
     "x" * 257, "é" * 256, "é" * 257, "\x00", "🙂", None, [], {}, [1.0], {"label": "a"}, {"group_id": "g"},
 ])
-numbers = floats | st.integers(-(2**53), 2**53)
-feature_values = st.none() | st.integers(-(2**63), 2**63 - 1) | floats | st.text(max_size=5)
-predictions = st.one_of(
-    floats,
-    st.fixed_dictionaries({"label": names}, optional={"probabilities": st.none() | st.dictionaries(
-        names, st.floats(0.0, 1.0), max_size=3)}),
-    st.fixed_dictionaries({"group_id": names, "items": st.lists(
-        st.fixed_dictionaries({"item_id": names, "score": floats}), min_size=1, max_size=3)}),
-)
-outcomes = st.one_of(floats, st.text(max_size=5), st.fixed_dictionaries(
-    {"group_id": names, "relevance": st.dictionaries(names, floats, min_size=1, max_size=3)}))
 prediction_dicts = st.fixed_dictionaries(
     {"event_id": names, "ts": floats, "model": names, "model_version": names, "request_id": names,
-     "features": st.dictionaries(st.text(max_size=6), feature_values, max_size=5), "prediction": predictions},
+     "features": st.dictionaries(st.text(max_size=6), feature_values(floats), max_size=5),
+     "prediction": predictions(floats)},
     optional={"schema_version": st.just(1), "variant": st.none() | names, "entity_id": st.none() | names},
 )
 outcome_dicts = st.fixed_dictionaries(
-    {"event_id": names, "ts": floats, "request_id": names, "model": names, "outcome": outcomes},
+    {"event_id": names, "ts": floats, "request_id": names, "model": names, "outcome": outcomes(floats)},
     optional={"schema_version": st.just(1)},
 )
 json_values = st.recursive(
