@@ -36,7 +36,7 @@ from driftline.stream.sketch import (
     sketch_from_data,
 )
 
-__all__ = ["AggregatorCounters", "LabeledColumnsOf", "PaneAggregator", "ProfileBins"]
+__all__ = ["AggregatorCounters", "LabeledColumnsOf", "PaneAggregator", "ProfileBins", "rows_by_model"]
 
 LabeledColumnsOf = Callable[[np.ndarray, str, str | None], LabeledColumns]
 """``(row positions, task, positive label) -> LabeledColumns`` of labeled rows held in any form."""
@@ -222,14 +222,9 @@ class PaneAggregator:
             return
         ts = np.fromiter(map(attrgetter("ts"), events), dtype=np.float64, count=len(events))
         on_time = self._advance(ts, watermark)
-        for model, rows in _rows_by_model(events).items():
-            kept = rows[on_time[rows]]
-            bins = self._bins.get(model)
-            if bins is None:
-                self._unmonitored[model] += len(rows)
-                continue
-            self._count_late(model, len(rows) - len(kept))
-            if len(kept):
+        for model, rows in rows_by_model(list(map(attrgetter("model"), events))).items():
+            bins, kept = self._on_time_rows(model, rows, on_time)
+            if bins is not None and len(kept):
                 chosen = events if len(kept) == len(events) else [events[i] for i in kept]
                 self._apply(model, columns_from_events(chosen, bins.profile, seed=self.seed))
 
@@ -292,17 +287,10 @@ class PaneAggregator:
         if not len(ts):
             return
         on_time = self._advance(ts, watermark)
-        by_model: dict[str, list[int]] = {}
-        for index, model in enumerate(models):
-            by_model.setdefault(model, []).append(index)
-        for model, indices in by_model.items():
-            rows = np.asarray(indices, dtype=np.intp)
-            kept = rows[on_time[rows]]
-            bins = self._bins.get(model)
+        for model, rows in rows_by_model(models).items():
+            bins, kept = self._on_time_rows(model, rows, on_time)
             if bins is None:
-                self._unmonitored[model] += len(rows)
                 continue
-            self._count_late(model, len(rows) - len(kept))
             pane_index = np.floor(ts[kept] / self.pane_s).astype(np.int64)
             for index in np.unique(pane_index).tolist():
                 chosen = kept[pane_index == index]
@@ -319,6 +307,18 @@ class PaneAggregator:
         pane_end = (np.floor(ts / self.pane_s) + 1) * self.pane_s
         self._max_ts = max(self._max_ts, float(ts.max()))
         return pane_end > watermark
+
+    def _on_time_rows(
+        self, model: str, rows: np.ndarray, on_time: np.ndarray
+    ) -> tuple[ProfileBins | None, np.ndarray]:
+        """A model's bins and its on-time rows, counting the others as late (all as unmonitored without a profile)."""
+        bins = self._bins.get(model)
+        if bins is None:
+            self._unmonitored[model] += len(rows)
+            return None, rows[:0]
+        kept = rows[on_time[rows]]
+        self._count_late(model, len(rows) - len(kept))
+        return bins, kept
 
     def _count_late(self, model: str, n_late: int) -> None:
         if n_late:
@@ -455,9 +455,8 @@ class PaneAggregator:
             )
 
 
-def _rows_by_model(events: Sequence[PredictionEvent]) -> dict[str, np.ndarray]:
-    """Row indices of each model's events, in input order (one step when the batch has a single model)."""
-    models = list(map(attrgetter("model"), events))
+def rows_by_model(models: Sequence[str]) -> dict[str, np.ndarray]:
+    """Row indices of each model in a batch's model column, in input order (one step for a single model)."""
     if models.count(models[0]) == len(models):
         return {models[0]: np.arange(len(models), dtype=np.intp)}
     by_model: dict[str, list[int]] = {}

@@ -19,7 +19,7 @@ from driftline.schemas.events import RankingOutcome, RankingPrediction
 from driftline.schemas.profiles import CategoricalFeatureProfile, NumericFeatureProfile, ReferenceProfile
 from driftline.stream.columns import Columns, LabeledColumns, to_float, to_str
 from driftline.stream.join import Record
-from driftline.stream.panes import PaneAggregator
+from driftline.stream.panes import PaneAggregator, rows_by_model
 from driftline.stream.reference import classification_score
 from driftline.stream.sample import event_keys, hashed_keys
 
@@ -184,15 +184,8 @@ class RecordPanes(PaneAggregator):
         """Apply predictions (any models, in order), as ``add_predictions`` applies events."""
         if not records:
             return
-        models = list(map(itemgetter("model"), records))
-        if models.count(models[0]) == len(models):
-            by_model = {models[0]: records}
-        else:
-            grouped: dict[str, list[Record]] = {}
-            for model, record in zip(models, records, strict=True):
-                grouped.setdefault(model, []).append(record)
-            by_model = grouped
-        for model, rows in by_model.items():
+        for model, positions in rows_by_model(list(map(itemgetter("model"), records))).items():
+            rows = records if len(positions) == len(records) else [records[i] for i in positions]
             profile = self.profile(model)
             if profile is None:  # counted as unmonitored: only the times matter
                 ts = np.fromiter(map(itemgetter("ts"), rows), dtype=np.float64, count=len(rows))
