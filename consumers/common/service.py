@@ -27,7 +27,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from driftline.config import DriftlineConfig, TransactionalServiceSettings
+from driftline.config import DriftlineConfig, KafkaSettings, TransactionalServiceSettings
 from driftline.consumers.common.dlq import DeadLetterWriter
 from driftline.consumers.common.kafka import ensure_changelog, partition_count, read_to_end
 from driftline.consumers.common.lag import export_lag
@@ -37,7 +37,7 @@ from driftline.consumers.common.signals import StopFlag
 from driftline.consumers.common.transactional import TransactionalClients
 from driftline.schemas.profiles import ReferenceProfile
 
-__all__ = ["ServiceSummary", "TransactionalService"]
+__all__ = ["ServiceSummary", "TransactionalService", "changelog_topic"]
 
 log = logging.getLogger("driftline.service")
 
@@ -75,6 +75,11 @@ class ServiceSummary(Protocol):
 
 PartitionStateT = TypeVar("PartitionStateT", bound=_ProfileAware)
 SummaryT = TypeVar("SummaryT", bound=ServiceSummary)
+
+
+def changelog_topic(kafka: KafkaSettings, service: str, group_id: str) -> str:
+    """A service's state changelog, one per consumer group, like Kafka Streams' ``<app>-<store>-changelog``."""
+    return f"{kafka.topic_prefix}{service}-{group_id}-changelog"
 
 
 class _LagExporter(threading.Thread):
@@ -121,9 +126,8 @@ class TransactionalService(Generic[PartitionStateT, SummaryT]):
     instance_id
         Stable name of this process within the group (fencing and static membership).
     inputs
-        Topics consumed; their partitions are the state's partitions.
-    changelog
-        The compacted changelog topic: partition p holds the state of input partition p.
+        Topics consumed; their partitions are the state's partitions. The compacted
+        changelog (`changelog_topic`) has as many: partition p holds input partition p's state.
     consumer_overrides
         librdkafka settings of this service's consumer.
     """
@@ -138,7 +142,6 @@ class TransactionalService(Generic[PartitionStateT, SummaryT]):
         *,
         instance_id: str,
         inputs: Sequence[str],
-        changelog: str,
         consumer_overrides: dict[str, Any] | None = None,
     ) -> None:
         self.cfg = cfg
@@ -148,7 +151,7 @@ class TransactionalService(Generic[PartitionStateT, SummaryT]):
         self.summary = summary
         self.instance_id = instance_id
         self.inputs = list(inputs)
-        self.changelog = changelog
+        self.changelog = changelog_topic(cfg.kafka, metrics.service, settings.group_id)
         self.states: dict[int, PartitionStateT] = {}
         self._consumer_overrides = consumer_overrides or {}
         self._last_loop = time.monotonic()

@@ -34,18 +34,13 @@ from driftline.consumers.common.signals import StopFlag
 from driftline.consumers.ingest.handler import IngestOutputs, PartitionState
 from driftline.schemas.codec import RawMessage, encode
 
-__all__ = ["IngestApp", "IngestSummary", "changelog_topic"]
+__all__ = ["IngestApp", "IngestSummary"]
 
 log = logging.getLogger("driftline.ingest")
 
 # Large fetches: a batch of 5 000 predictions is ~2.5 MB of JSON.
 _CONSUMER_OVERRIDES = {"fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760,
                        "enable.partition.eof": True}
-
-
-def changelog_topic(cfg: DriftlineConfig) -> str:
-    """Name of ingest's state changelog: one per consumer group, like Kafka Streams' ``<app>-<store>-changelog``."""
-    return f"{cfg.kafka.topic_prefix}ingest-{cfg.ingest.group_id}-changelog"
 
 
 @dataclass(slots=True)
@@ -86,7 +81,7 @@ class IngestApp(TransactionalService[PartitionState, IngestSummary]):
         super().__init__(
             cfg, cfg.ingest, metrics or Metrics("ingest"), stop or StopFlag(), IngestSummary(),
             instance_id=instance_id or cfg.ingest.instance_id,
-            inputs=[cfg.kafka.topic("predictions"), cfg.kafka.topic("outcomes")], changelog=changelog_topic(cfg),
+            inputs=[cfg.kafka.topic("predictions"), cfg.kafka.topic("outcomes")],
             consumer_overrides=_CONSUMER_OVERRIDES,
         )
         self.settings = cfg.ingest

@@ -38,14 +38,9 @@ from driftline.consumers.monitor.handler import MonitorHandler, MonitorOutputs
 from driftline.schemas.codec import RawMessage, decode_batch, encode
 from driftline.schemas.profiles import PanePartial
 
-__all__ = ["MonitorApp", "MonitorSummary", "changelog_topic", "serve"]
+__all__ = ["MonitorApp", "MonitorSummary", "serve"]
 
 log = logging.getLogger("driftline.monitor")
-
-
-def changelog_topic(cfg: DriftlineConfig) -> str:
-    """Name of the monitor's state changelog, one per consumer group."""
-    return f"{cfg.kafka.topic_prefix}monitor-{cfg.monitor.group_id}-changelog"
 
 
 @dataclass(slots=True)
@@ -85,7 +80,6 @@ class MonitorApp(TransactionalService[MonitorHandler, MonitorSummary]):
         super().__init__(
             cfg, cfg.monitor, metrics or Metrics("monitor"), stop or StopFlag(), MonitorSummary(),
             instance_id=instance_id or cfg.monitor.instance_id, inputs=[cfg.kafka.topic("panes")],
-            changelog=changelog_topic(cfg),
         )
         self.settings = cfg.monitor
         self.topics = {name: cfg.kafka.topic(name) for name in ("panes", "alerts")}

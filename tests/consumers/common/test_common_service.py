@@ -40,7 +40,7 @@ class TallyService(TransactionalService[Tally, TallySummary]):
 
     def __init__(self, cfg: DriftlineConfig) -> None:
         super().__init__(cfg, cfg.ingest, Metrics("ingest"), StopFlag(), TallySummary(), instance_id="t",
-                         inputs=[cfg.kafka.topic("predictions")], changelog=cfg.kafka.topic("predictions") + "-tally",
+                         inputs=[cfg.kafka.topic("predictions")],
                          consumer_overrides={"enable.partition.eof": True})
         self.at_end: set[int] = set()
 
