@@ -233,16 +233,18 @@ class PaneAggregator:
 
         Judged and counted like `add_predictions`: late rows are counted, not applied.
         """
-        if len(columns) == 0:
-            return
-        on_time = self._advance(columns.ts, self.watermark)
-        if model not in self._bins:
-            self._unmonitored[model] += len(columns)
-            return
-        n_on_time = int(np.count_nonzero(on_time))
-        self._count_late(model, len(columns) - n_on_time)
-        if n_on_time:
-            self._apply(model, columns if n_on_time == len(columns) else columns.take(np.flatnonzero(on_time)))
+        self.add_column_batches({model: columns})
+
+    def add_column_batches(self, batches: Mapping[str, Columns]) -> None:
+        """Apply column batches of several models against one watermark, as `add_predictions` does."""
+        watermark = self.watermark
+        for model, columns in batches.items():
+            if len(columns) == 0:
+                continue
+            on_time = self._advance(columns.ts, watermark)
+            bins, kept = self._on_time_rows(model, np.arange(len(columns)), on_time)
+            if bins is not None and len(kept):
+                self._apply(model, columns if len(kept) == len(columns) else columns.take(kept))
 
     def _apply(self, model: str, columns: Columns) -> None:
         """Update the panes of on-time columns: per pane, one vectorised update per feature."""

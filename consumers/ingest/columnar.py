@@ -184,14 +184,16 @@ class RecordPanes(PaneAggregator):
         """Apply predictions (any models, in order), as ``add_predictions`` applies events."""
         if not records:
             return
+        batches: dict[str, Columns] = {}
         for model, positions in rows_by_model(list(map(itemgetter("model"), records))).items():
             rows = records if len(positions) == len(records) else [records[i] for i in positions]
             profile = self.profile(model)
             if profile is None:  # counted as unmonitored: only the times matter
                 ts = np.fromiter(map(itemgetter("ts"), rows), dtype=np.float64, count=len(rows))
-                self.add_columns(model, Columns(ts, _EMPTY, {}, _EMPTY, _EMPTY))
+                batches[model] = Columns(ts, _EMPTY, {}, _EMPTY, _EMPTY)
             else:
-                self.add_columns(model, columns_from_records(rows, profile, seed=self.seed))
+                batches[model] = columns_from_records(rows, profile, seed=self.seed)
+        self.add_column_batches(batches)  # one watermark for the whole batch, as add_predictions
 
     def add_labeled_rows(self, rows: Sequence[LabeledRow]) -> None:
         """Apply joined rows to the pane of their outcome time, as ``add_labeled`` applies labeled events."""

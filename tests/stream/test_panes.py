@@ -11,6 +11,7 @@ from driftline.schemas.codec import encode
 from driftline.schemas.events import PredictionEvent
 from driftline.schemas.profiles import PanePartial, ReferenceProfile
 from driftline.stream import PaneAggregator, build_reference
+from driftline.stream.columns import columns_from_events
 from driftline.stream.reference import events_to_frame
 
 PANE_S = 60.0
@@ -100,6 +101,18 @@ def test_a_batch_of_several_models_is_split_by_model(profile: ReferenceProfile) 
     agg = _agg(profile, heartbeats=False)
     agg.add_predictions([_event(i, float(i), model="m" if i % 3 else "other") for i in range(90)])
     assert agg.counters.applied == {"m": 60} and agg.counters.unmonitored == {"other": 30}
+
+
+def test_column_batches_of_several_models_share_one_watermark_as_events_do(profile: ReferenceProfile) -> None:
+    # "other" runs far ahead in event time; judged one model at a time, "m" would come out late
+    events = [_event(0, 5000.0, model="other"), _event(1, 10.0)]
+    by_events = _agg(profile, heartbeats=False)
+    by_events.add_predictions(events)
+    by_columns = _agg(profile, heartbeats=False)
+    other = columns_from_events(events[:1], profile)
+    by_columns.add_column_batches({"other": other, "m": columns_from_events(events[1:], profile)})
+    assert by_columns.counters == by_events.counters
+    assert by_columns.counters.applied == {"m": 1} and by_columns.counters.late == {}
 
 
 def test_unmonitored_models_are_counted(profile: ReferenceProfile) -> None:
