@@ -201,7 +201,10 @@ class TransactionalService(Generic[PartitionStateT, SummaryT]):
 
     def _open(self) -> None:
         kafka = self.cfg.kafka
-        ensure_changelog(kafka, self.changelog, partition_count(kafka, self.inputs[0]))
+        counts = {topic: partition_count(kafka, topic) for topic in self.inputs}
+        if len(set(counts.values())) != 1:  # partition p of the state and the changelog is partition p of each input
+            raise RuntimeError(f"the inputs must have the same partition count: {counts}")
+        ensure_changelog(kafka, self.changelog, counts[self.inputs[0]])
         self._references = ReferenceBook(kafka, on_update=self._on_profile)
         self._references.load()
         self._clients = TransactionalClients.build(

@@ -27,7 +27,7 @@ from confluent_kafka import KafkaException, Message, TopicPartition
 
 from driftline.config import DriftlineConfig
 from driftline.consumers.common.http import MetricsServer
-from driftline.consumers.common.kafka import partition_count, raise_for_msg_error, to_raw
+from driftline.consumers.common.kafka import raise_for_msg_error, to_raw
 from driftline.consumers.common.metrics import Metrics
 from driftline.consumers.common.service import TransactionalService
 from driftline.consumers.common.signals import StopFlag
@@ -89,16 +89,6 @@ class IngestApp(TransactionalService[PartitionState, IngestSummary]):
         self._at_end: dict[tuple[bool, int], bool] = {}  # (is predictions, partition) -> consumed to the end
         self._paused: set[tuple[bool, int]] = set()  # (is predictions, partition) paused: far ahead of the other
         self._pending_out: dict[str, int] = defaultdict(int)
-
-    def _open(self) -> None:
-        kafka = self.cfg.kafka
-        partitions = partition_count(kafka, self.topics["predictions"])
-        outcome_partitions = partition_count(kafka, self.topics["outcomes"])
-        if partitions != outcome_partitions:
-            raise RuntimeError(
-                f"predictions ({partitions}) and outcomes ({outcome_partitions}) must have the same partition count"
-            )
-        super()._open()
 
     def _restore(self, partition: int, records: list[tuple[bytes, bytes | None]]) -> PartitionState:
         assert self._references is not None

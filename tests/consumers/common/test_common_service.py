@@ -38,9 +38,9 @@ class TallySummary:
 class TallyService(TransactionalService[Tally, TallySummary]):
     """Counts `predictions` per partition; forwards each record to `labeled` with its running count."""
 
-    def __init__(self, cfg: DriftlineConfig) -> None:
+    def __init__(self, cfg: DriftlineConfig, *extra_inputs: str) -> None:
         super().__init__(cfg, cfg.ingest, Metrics("ingest"), StopFlag(), TallySummary(), instance_id="t",
-                         inputs=[cfg.kafka.topic("predictions")],
+                         inputs=[cfg.kafka.topic("predictions"), *extra_inputs],
                          consumer_overrides={"enable.partition.eof": True})
         self.at_end: set[int] = set()
 
@@ -85,3 +85,11 @@ def test_state_is_restored_from_the_changelog_and_outputs_are_committed_once(kaf
     labeled = read_to_end(cfg.kafka, [TopicPartition(cfg.kafka.topic("labeled"), 0)])
     # each record once, and the second run's counts go on from the changelog (6, 7, 8), not from 1
     assert [(m.key(), m.value()) for m in labeled] == [(str(i).encode(), str(i + 1).encode()) for i in range(8)]
+
+
+def test_inputs_of_different_partition_counts_are_refused_at_start(kafka, topic_prefix: str, topic_factory) -> None:
+    cfg = load_config(None, kafka={"bootstrap_servers": kafka.bootstrap, "topic_prefix": topic_prefix,
+                                   "partitions": 1}, ingest={"group_id": f"{topic_prefix}tally"})
+    ensure_topics(cfg.kafka)
+    with pytest.raises(RuntimeError, match="same partition count"):
+        TallyService(cfg, topic_factory("wide", partitions=2)).run(timeout_s=10)
