@@ -11,7 +11,7 @@ Alert latency: for each alert of window ``[start, end)``, the wall time its reco
 written to `alerts` minus the wall time the watermark passed ``end``, i.e. the latest over
 the sources of the first pane partial whose end reached ``end`` (record timestamps).
 
-Usage (a broker must be running; `driftline local kafka start` or any cluster)::
+Usage (a broker must be running; `driftline kafka start` or any cluster)::
 
     python bench/e2e_bench.py --bootstrap 127.0.0.1:9092 --predictions 200000
 
@@ -33,10 +33,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from driftline.demo import write_toml
+
 PANE_S, WINDOW_S, STEP_S, LATENESS_S = 10.0, 60.0, 30.0, 10.0
 
 
-def _sections(bootstrap: str, prefix: str, partitions: int) -> dict[str, dict[str, Any]]:
+def bench_sections(bootstrap: str, prefix: str, partitions: int) -> dict[str, dict[str, Any]]:
     return {
         "kafka": {"bootstrap_servers": bootstrap, "topic_prefix": prefix, "partitions": partitions},
         "ingest": {"group_id": f"{prefix}ingest", "pane_s": PANE_S, "allowed_lateness_s": LATENESS_S,
@@ -46,14 +48,6 @@ def _sections(bootstrap: str, prefix: str, partitions: int) -> dict[str, dict[st
                     "concept_drop_threshold": 0.1, "cooldown_s": 0.0, "commit_interval_s": 0.5},
         "metrics": {"host": "127.0.0.1", "ingest_port": 0, "monitor_port": 0},
     }
-
-
-def write_toml(path: Path, sections: dict[str, dict[str, Any]]) -> None:
-    lines = []
-    for name, values in sections.items():
-        lines.append(f"[{name}]")
-        lines.extend(f'{k} = "{v}"' if isinstance(v, str) else f"{k} = {v!r}" for k, v in values.items())
-    path.write_text("\n".join(lines) + "\n")
 
 
 def _produce(cfg: Any, n_predictions: int, events_per_s: float) -> tuple[int, float]:
@@ -231,7 +225,7 @@ def main() -> None:
     from driftline.topics import ensure_topics
 
     prefix = f"bench{uuid.uuid4().hex[:6]}."
-    sections = _sections(args.bootstrap, prefix, args.partitions)
+    sections = bench_sections(args.bootstrap, prefix, args.partitions)
     cfg = load_config(None, **sections)
     ensure_topics(cfg.kafka)
     results: dict[str, str] = {}

@@ -50,26 +50,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# the sibling script (bench/ is on sys.path when a bench runs as a script)
-from e2e_bench import committed_offsets, delete_topics, say, write_toml
+# the sibling script (bench/ is on sys.path when a bench runs as a script): the same windows and helpers
+from e2e_bench import bench_sections, committed_offsets, delete_topics, say
+
+from driftline.demo import write_toml
 
 _FAUST_APP = Path(__file__).resolve().parent / "faust_monitor.py"
 _RUN_TIMEOUT_S = 240.0
 _MAX_EXITS = 3
-
-
-PANE_S, WINDOW_S, STEP_S, LATENESS_S = 10.0, 60.0, 30.0, 10.0
-
-
-def _sections(bootstrap: str, prefix: str, partitions: int) -> dict[str, dict[str, Any]]:
-    """The config of every run: `bench/e2e_bench.py`'s windows (panes 10 s, windows 60 s every 30 s)."""
-    return {
-        "kafka": {"bootstrap_servers": bootstrap, "topic_prefix": prefix, "partitions": partitions},
-        "ingest": {"group_id": f"{prefix}ingest", "pane_s": PANE_S, "allowed_lateness_s": LATENESS_S},
-        "monitor": {"group_id": f"{prefix}monitor", "pane_s": PANE_S, "allowed_lateness_s": LATENESS_S,
-                    "window_s": WINDOW_S, "step_s": STEP_S, "min_samples": 100, "hysteresis_windows": 2,
-                    "concept_drop_threshold": 0.1, "cooldown_s": 0.0, "commit_interval_s": 0.5},
-    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,7 +332,7 @@ def main() -> None:
 
     rng = random.Random(args.seed)
     prefix = f"bench{uuid.uuid4().hex[:6]}."
-    sections = _sections(args.bootstrap, prefix, args.partitions)
+    sections = bench_sections(args.bootstrap, prefix, args.partitions)
     cfg = load_config(None, **sections)
     ensure_topics(cfg.kafka)
     workdir = Path(tempfile.mkdtemp(prefix="faust-monitor-bench-"))

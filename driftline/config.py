@@ -149,7 +149,6 @@ class MonitorSettings(TransactionalServiceSettings):
     cooldown_s: float = Field(3600.0, ge=0)
     min_samples: int = Field(200, ge=1)
     top_features_metrics: int = Field(20, ge=1, description="features exported per model as labels")
-    batch_size: int = Field(1000, ge=1, description="pane partials consumed per batch")
 
     @model_validator(mode="after")
     def _window_is_made_of_panes(self) -> MonitorSettings:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from driftline.local.process import LocalServiceError
+from driftline.local.process import LocalServiceError, port_is_free, tail
 from driftline.options import ConfigOption, config_or_exit
 
 if TYPE_CHECKING:
@@ -236,20 +236,11 @@ def verdict(state: DemoState) -> LoopVerdict:
 
 def _free_port(preferred: int) -> int:
     """``preferred`` when nothing listens there, else a free ephemeral port."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        with contextlib.suppress(OSError):
-            sock.bind(("127.0.0.1", preferred))
-            return preferred
+    if port_is_free(preferred):
+        return preferred
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _tail(path: Path, lines: int = 12) -> str:
-    if not path.exists():
-        return "(no log)"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 class DemoError(RuntimeError):
@@ -545,12 +536,12 @@ def _wait_healthy(children: Mapping[str, ChildProcess], urls: Mapping[str, str],
     while waiting:
         for name, child in list(waiting.items()):
             if child.exit_code is not None:
-                raise DemoError(f"{name} exited with code {child.exit_code} while starting:\n{_tail(child.log_path)}")
+                raise DemoError(f"{name} exited with code {child.exit_code} while starting:\n{tail(child.log_path)}")
             if _healthy(urls[name]):
                 del waiting[name]
         if time.monotonic() > deadline:
             names = ", ".join(waiting)
-            raise DemoError(f"{names} not healthy in time:\n" + "\n".join(_tail(c.log_path) for c in waiting.values()))
+            raise DemoError(f"{names} not healthy in time:\n" + "\n".join(tail(c.log_path) for c in waiting.values()))
         time.sleep(0.3)
 
 
@@ -625,8 +616,8 @@ def _prepare(plan: DemoPlan, local: LocalSettings, stack: contextlib.ExitStack, 
         "--from", str(sample)), plan.data_dir / "logs" / "reference.log", child_env).start()
     reference.wait_or_kill(max(1.0, deadline - time.monotonic()))
     if reference.exit_code != 0:
-        raise DemoError(f"reference build failed ({reference.exit_code}):\n{_tail(reference.log_path)}")
-    note(_tail(reference.log_path, 1))
+        raise DemoError(f"reference build failed ({reference.exit_code}):\n{tail(reference.log_path)}")
+    note(tail(reference.log_path, 1))
     return _Prepared(cfg=cfg, config_path=config_path, tracking_uri=servers.tracking_uri, env=child_env,
                      metrics_urls=metrics_urls,
                      health_urls={name: f"http://127.0.0.1:{ports[name]}/healthz" for name in SERVICES},
@@ -721,10 +712,10 @@ def watch_loop(plan: DemoPlan, state: DemoState, watcher: LoopWatcher, children:
         watcher.poll(state)
         for name, child in children.items():
             if child.exit_code is not None:
-                raise DemoError(f"{name} exited with code {child.exit_code}:\n{_tail(child.log_path)}")
+                raise DemoError(f"{name} exited with code {child.exit_code}:\n{tail(child.log_path)}")
         if not state.simulator_done and simulator.exit_code is not None:
             if simulator.exit_code != 0:
-                raise DemoError(f"the simulator failed ({simulator.exit_code}):\n{_tail(simulator.log_path)}")
+                raise DemoError(f"the simulator failed ({simulator.exit_code}):\n{tail(simulator.log_path)}")
             state.simulator_done = True
             phase("stream sent; waiting for the alert and the retrain")
         outcome = verdict(state)
