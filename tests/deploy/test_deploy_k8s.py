@@ -67,6 +67,16 @@ def test_deployments_have_pinned_images_probes_and_resources(documents: list[dic
         assert container["resources"]["limits"]["memory"]
 
 
+def test_replicated_services_give_each_pod_its_own_instance_id(documents: list[dict[str, Any]]) -> None:
+    # two pods with one instance id would share a transactional.id and fence each other forever
+    for deployment in (d for d in documents if d["kind"] == "Deployment" and d["spec"]["replicas"] > 1):
+        name = deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+        (container,) = _pod_spec(deployment)["containers"]
+        env = {e["name"]: e for e in container.get("env", [])}
+        key = f"DRIFTLINE_{name.upper().replace('-', '_')}__INSTANCE_ID"
+        assert env[key]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name", name
+
+
 def test_services_expose_the_metrics_port(documents: list[dict[str, Any]]) -> None:
     services = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Service"}
     deployments = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Deployment"}
