@@ -44,7 +44,6 @@ class DeadLetterWriter:
         self.producer = producer
         self.topic = topic
         self.metrics = metrics
-        self.sent = 0
 
     def send(self, reject: Reject) -> None:
         """Produce the original key and bytes with the reject's headers; count it by reason."""
@@ -56,7 +55,6 @@ class DeadLetterWriter:
             except BufferError:
                 self.producer.poll(_BUFFER_FULL_WAIT_S)
         self.metrics.events_rejected.labels(self.metrics.service, reject.reason.value).inc()
-        self.sent += 1
 
     def send_all(self, rejects: Iterable[Reject]) -> int:
         """`send` each reject; returns how many were sent."""

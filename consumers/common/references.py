@@ -6,6 +6,7 @@ then picks up profiles published while it runs (e.g. by the retrain worker after
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from confluent_kafka import Consumer, TopicPartition
@@ -16,6 +17,8 @@ from driftline.schemas.codec import encode
 from driftline.schemas.profiles import ReferenceProfile
 
 __all__ = ["ReferenceBook", "decode_profile", "encode_profile", "publish_profile"]
+
+log = logging.getLogger("driftline.references")
 
 
 def encode_profile(profile: ReferenceProfile) -> bytes:
@@ -46,7 +49,6 @@ class ReferenceBook:
         self.topic = settings.topic("references")
         self.on_update = on_update
         self.profiles: dict[str, ReferenceProfile] = {}
-        self.bad_records = 0
         self._tail: Consumer | None = None
 
     def load(self) -> dict[str, ReferenceProfile]:
@@ -90,8 +92,8 @@ class ReferenceBook:
             return None
         try:
             profile = decode_profile(value)
-        except ValueError:  # pydantic's ValidationError included
-            self.bad_records += 1
+        except ValueError as exc:  # pydantic's ValidationError included: skipped, the book keeps the last good one
+            log.warning("reference record on %s skipped: %s", self.topic, str(exc)[:500])
             return None
         self.profiles[profile.model] = profile
         return profile

@@ -24,7 +24,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
@@ -258,10 +257,3 @@ class MonitorHandler:
         for model, state in handler.models.items():
             handler._ensure_evaluator(model, state)
         return handler
-
-    def snapshot(self) -> dict[str, Any]:
-        """Per-model watermark and last evaluated window, for health and debugging."""
-        return {
-            "watermark": self.watermark,
-            "last_window_end": {model: state.last_window_end for model, state in self.models.items()},
-        }
