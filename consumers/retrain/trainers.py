@@ -32,7 +32,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from driftline.consumers.retrain.data import Task
+from driftline.consumers.retrain.data import Task, time_split
 from driftline.consumers.retrain.evaluation import evaluate, model_inputs
 
 __all__ = [
@@ -126,17 +126,6 @@ def _tabular_pipeline(frame: pd.DataFrame, spec: TrainingSpec, params: Mapping[s
     ])
 
 
-def _inner_split(frame: pd.DataFrame, fraction: float = 0.2, *, by_group: bool = False) -> tuple[
-        pd.DataFrame, pd.DataFrame]:
-    if by_group:
-        groups = frame["group_id"].drop_duplicates().tolist()
-        held = set(groups[len(groups) - max(1, math.ceil(len(groups) * fraction)):])
-        mask = frame["group_id"].isin(held)
-        return frame[~mask], frame[mask]
-    cut = len(frame) - max(1, math.ceil(len(frame) * fraction))
-    return frame.iloc[:cut], frame.iloc[cut:]
-
-
 def _tune(
     spec: TrainingSpec,
     frame: pd.DataFrame,
@@ -146,7 +135,7 @@ def _tune(
     """Optuna TPE search on a time-ordered validation split; returns the best parameters."""
     import optuna
 
-    fit_part, validation = _inner_split(frame, by_group=spec.task == "ranking")
+    fit_part, validation = time_split(frame, 0.2, task=spec.task)
 
     def objective(trial: Any) -> float:
         model = fit(fit_part, {**spec.params, **suggest(trial)})
