@@ -132,7 +132,8 @@ def demo_config(plan: DemoPlan, *, bootstrap: str, tracking_uri: str, metrics_po
                    "max_label_delay_s": max(600.0, 20 * plan.label_delay_s), "commit_interval_s": 0.5},
         "monitor": {"group_id": f"{prefix}monitor", "window_s": plan.window_s, "step_s": plan.step_s,
                     "pane_s": plan.pane_s, "allowed_lateness_s": plan.pane_s, "hysteresis_windows": 2,
-                    "cooldown_s": plan.event_span_s, "min_samples": 200, "commit_interval_s": 0.5},
+                    # one window: a chance alert before the shift must not silence the real one after it
+                    "cooldown_s": plan.window_s, "min_samples": 200, "commit_interval_s": 0.5},
         "retrain": {"group_id": f"{prefix}retrain", "tracking_uri": tracking_uri, "span_s": plan.window_s,
                     "min_samples": 200, "cooldown_s": 0.0},
         "metrics": {"host": "127.0.0.1", "ingest_port": metrics_ports["ingest"],
