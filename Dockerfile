@@ -23,6 +23,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     MPLCONFIGDIR=/tmp/matplotlib \
+    NUMBA_CACHE_DIR=/tmp/numba \
     DRIFTLINE_HEALTH_PORT=9464
 # the wheels are bind-mounted from the build stage, so they never become a layer of this image
 RUN --mount=type=bind,from=build,source=/wheels,target=/tmp/wheels \

@@ -1,7 +1,8 @@
 """Mergeable per-pane sketches of one feature (or of the prediction) on the reference's bins.
 
 A sketch is built from its feature's reference profile, updated with whole numpy batches
-(searchsorted + bincount, no Python loop per value) and merged with other sketches of the
+(searchsorted + bincount, or one compiled pass for a block of features; no Python loop
+per value) and merged with other sketches of the
 same profile (associative and commutative: counts add, moments combine with Chan's
 formula, samples merge as in `driftline.stream.sample`). `NumericBlock` holds the numeric
 sketches of all features of a pane feature-major (2-D arrays, one sample shared by all
@@ -28,6 +29,7 @@ from driftline.schemas.profiles import (
     NumericSketchData,
     SampleData,
 )
+from driftline.stream.kernels import bin_counts, moments
 from driftline.stream.sample import Sample
 
 __all__ = [
@@ -48,76 +50,53 @@ class NumericBins:
     """Maps values to the bins of a numeric reference profile.
 
     Bin 0 is ``(-inf, min)``, the last bin ``(max, +inf)``; the reference maximum belongs to
-    the last closed bin. `ids` equals ``np.searchsorted(edges', values, side="right")`` but
-    avoids its unpredictable branches: a lookup table over a uniform grid of ``grid_cells``
-    cells gives each value the bin of its cell's lower end, then at most a few vectorised
-    comparisons step over the edges inside the cell (several times faster on random data).
+    the last closed bin. `ids` is ``np.searchsorted(edges', values, side="right")`` (NaN: the
+    last bin); `counts` is its ``bincount``, computed in one compiled pass
+    (`driftline.stream.kernels.bin_counts`) that avoids the binary search's unpredictable
+    branches: a uniform grid of ``grid_cells`` cells over the edges guesses each value's bin,
+    then stepping over the edges makes it exact.
 
     Examples
     --------
     >>> bins = NumericBins([0.0, 1.0, 2.0])
-    >>> bins.ids(np.array([-5.0, 0.0, 0.5, 1.0, 2.0, 9.0])).tolist()
-    [0, 1, 1, 2, 2, 3]
+    >>> values = np.array([-5.0, 0.0, 0.5, 1.0, 2.0, 9.0])
+    >>> bins.ids(values).tolist(), bins.counts(values).tolist()
+    ([0, 1, 1, 2, 2, 3], [1, 2, 2, 1])
     """
 
-    grid_cells = 4096
-    max_steps = 4
+    grid_cells = 1024
 
     def __init__(self, edges: list[float] | np.ndarray) -> None:
         edges = np.asarray(edges, dtype=float)
         if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) < 0):
             raise ValueError("edges must be a sorted 1-d sequence of at least 2 values")
         self.edges = edges
-        self._search_edges = np.append(edges[:-1], np.nextafter(edges[-1], np.inf))
+        with np.errstate(over="ignore"):  # the largest float's next is inf
+            self._search_edges = np.append(edges[:-1], np.nextafter(edges[-1], np.inf))
         self.n_bins = len(edges) + 1
         self._labels: list[str] | None = None
-        self._build_grid()
+        # grid slot 0: below the lowest edge; slot i (1..cells): cell i - 1; the last: the top and above.
+        # Edges without a finite, positive span (e.g. a constant reference) keep scale 0: every guess is bin 0.
+        self._table = np.zeros(self.grid_cells + 2, dtype=np.intp)
+        self._low = self._scale = 0.0
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            low, span = float(self._search_edges[0]), float(self._search_edges[-1] - self._search_edges[0])
+            scale = self.grid_cells / span if span > 0 else np.inf
+            if np.isfinite(span) and np.isfinite(scale):
+                self._low, self._scale = low, scale
+                self._table[1:] = np.searchsorted(self._search_edges, low + np.arange(self.grid_cells + 1) / scale,
+                                                  side="right")
+        self._alone: StackedBins | None = None
 
-    def _build_grid(self) -> None:
-        low, high = float(self._search_edges[0]), float(self._search_edges[-1])
-        span = high - low
-        self._steps = -1  # -1: no grid, searchsorted
-        if not (np.isfinite(span) and span > 0 and np.isfinite(self.grid_cells / span)):
-            return  # e.g. a constant reference of 0.0: its span is subnormal and the grid's scale infinite
-        cells = self.grid_cells
-        self._low, self._scale = low, cells / span
-        # slot 0: below the minimum; slot i (1..cells): grid cell i - 1; slot cells + 1: the maximum and above
-        slack = 1e-9 * span  # covers rounding of (x - low) * scale at cell borders
-        cell = np.arange(cells + 1)
-        cell_low = low + cell / self._scale - slack
-        cell_high = np.append(low + (cell[:-1] + 1) / self._scale + slack, np.inf)
-        start = np.searchsorted(self._search_edges, cell_low, side="right")
-        steps = int((np.searchsorted(self._search_edges, cell_high, side="right") - start).max())
-        if steps > self.max_steps:
-            return
-        self._table = np.concatenate([[0], start]).astype(np.intp)
-        self._next_edge = np.append(self._search_edges, np.full(steps + 1, np.inf))  # +inf may step past the end
-        self._steps = steps
+    def ids(self, values: np.ndarray) -> np.ndarray:
+        """Bin index of every value (NaN: the last bin)."""
+        return np.searchsorted(self._search_edges, values, side="right")
 
-    def ids(self, values: np.ndarray, *, nulls: bool = True) -> np.ndarray:
-        """Bin index of every value (NaN: the last bin); ``nulls=False`` promises there is no NaN."""
-        if self._steps < 0:
-            return np.searchsorted(self._search_edges, values, side="right")
-        with np.errstate(invalid="ignore", over="ignore"):  # inf and NaN are clipped or fixed below
-            slot = np.subtract(values, self._low)
-            slot *= self._scale
-            slot += 1.0
-            np.maximum(slot, 0.0, out=slot)  # a clip, as ufuncs (np.clip's wrapper costs more on small batches)
-            np.minimum(slot, self.grid_cells + 1, out=slot)
-            slot = slot.astype(np.intp)
-        if nulls:  # NaN casts to an arbitrary integer
-            np.maximum(slot, 0, out=slot)
-            np.minimum(slot, self.grid_cells + 1, out=slot)
-        ids = self._table.take(slot)
-        for _ in range(self._steps):
-            ids += values >= self._next_edge.take(ids)
-        if self._steps:
-            np.minimum(ids, len(self._search_edges), out=ids)  # +inf steps past the sentinel
-        if nulls:
-            nan = np.isnan(values)
-            if nan.any():
-                ids[nan] = len(self._search_edges)
-        return ids
+    def counts(self, values: np.ndarray) -> np.ndarray:
+        """``np.bincount(self.ids(values), minlength=self.n_bins)``, in one compiled pass."""
+        if self._alone is None:
+            self._alone = StackedBins([self])
+        return self._alone.counts(np.asarray(values, dtype=np.float64)[None, :])[0]
 
     def labels(self) -> list[str]:
         """Human-readable bin names, for reports."""
@@ -158,6 +137,19 @@ class CategoricalBins:
         return [*self.categories, "other", "unseen"]
 
 
+def row_moments(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of a (rows × values) float matrix: sum, squared deviations from the mean, minimum, maximum.
+
+    One compiled kernel (`driftline.stream.kernels.moments`) for a block of features and
+    for a single feature alike, so a `NumericBlock` and the per-feature `NumericSketch`es
+    of the same values hold the same moments to the bit.
+    """
+    matrix = np.ascontiguousarray(matrix, dtype=np.float64)
+    total, m2, low, high = (np.empty(len(matrix)) for _ in range(4))
+    moments(matrix, total, m2, low, high)
+    return total, m2, low, high
+
+
 @dataclass(slots=True)
 class NumericSketch:
     """Counts on the reference bins, nulls, min/max, mean and M2, and a bounded sample.
@@ -194,21 +186,18 @@ class NumericSketch:
         """Add a batch (float array, NaN for null) with its sample keys."""
         if len(values) == 0:
             return
-        total = float(np.add.reduce(values))  # NaN exactly when a value is NaN (or inf - inf): then filter
-        if math.isnan(total):
+        total, m2, lo, hi = row_moments(values[None, :])  # the sum is NaN exactly when a value is NaN (or inf - inf)
+        if math.isnan(total[0]):
             nulls = np.isnan(values)
             n_null = int(np.count_nonzero(nulls))
             if n_null:
                 self.n_null += n_null
                 values, keys = values[~nulls], keys[~nulls]
-                total = float(np.add.reduce(values))
+                total, m2, lo, hi = row_moments(values[None, :])
         n = len(values)
         if n:
-            self.counts += np.bincount(self.bins.ids(values, nulls=False), minlength=self.bins.n_bins)
-            mean = total / n  # what values.mean() computes
-            deviations = values - mean
-            self._combine(n, mean, float(deviations @ deviations), float(np.minimum.reduce(values)),
-                          float(np.maximum.reduce(values)))  # what min() / max() compute, without their wrappers
+            self.counts += self.bins.counts(values)
+            self._combine(n, float(total[0]) / n, float(m2[0]), float(lo[0]), float(hi[0]))
             self.sample.update(values, keys)
 
     def _combine(self, n: int, mean: float, m2: float, lo: float, hi: float) -> None:
@@ -339,16 +328,9 @@ class CategoricalSketch:
 class StackedBins:
     """The bins of several numeric features side by side, to bin a (features × values) matrix at once.
 
-    Row ``f`` of `counts` equals ``np.bincount(bins[f].ids(matrix[f]))``: the grid lookup and
-    correction steps of `NumericBins.ids`, for all rows by each numpy call (one call per step
-    instead of one per step and feature). Each row's grid slots and bin ids are shifted into
-    the row's own range, so one table lookup and one ``bincount`` serve all features. The
-    shift is added to the slot in floating point together with `NumericBins.ids`' ``+ 1``:
-    it moves a slot by less than 1e-9 of a cell, far inside the slack the grid leaves at cell
-    borders, so every value still gets exactly ``np.searchsorted``'s bin (a test checks it).
-    Rows are binned in chunks of about ``chunk_values`` values, so the 2-D temporaries stay
-    small (see `driftline.stream.drift.vectorised`). Features without a grid (degenerate
-    edges) are binned row by row.
+    Row ``f`` of `counts` equals ``bins[f].counts(matrix[f])``: one compiled pass over the
+    whole matrix with each feature's grid and edges (`driftline.stream.kernels.bin_counts`),
+    exactly ``np.searchsorted``'s bins (a test checks it).
 
     Examples
     --------
@@ -357,61 +339,27 @@ class StackedBins:
     [[1, 1, 1, 1], [1, 2, 1, 0]]
     """
 
-    chunk_values = 1 << 14
-
     def __init__(self, bins: Sequence[NumericBins]) -> None:
         if not bins:
             raise ValueError("need the bins of at least one feature")
         self.bins = tuple(bins)
         self.n_bins = max(b.n_bins for b in self.bins)
-        self._gridded = all(b._steps >= 0 for b in self.bins)
-        if not self._gridded:
-            return
-        n_features, slots = len(self.bins), NumericBins.grid_cells + 2
-        # extra steps leave a finished id alone: the next edge lies above the value, and past a
-        # row's last edge comes NaN, which no value (+inf included) reaches: the largest count of steps serves all rows
-        self._steps = max(b._steps for b in self.bins)
-        self._width = max(len(b._search_edges) for b in self.bins) + 1
-        offsets = np.arange(n_features, dtype=np.intp) * self._width
-        self._table = np.concatenate([b._table + offset for b, offset in zip(self.bins, offsets, strict=True)])
-        self._next_edge = np.full(n_features * self._width, np.nan)
-        for b, offset in zip(self.bins, offsets, strict=True):
-            self._next_edge[offset:offset + len(b._search_edges)] = b._search_edges
-        slot_offset = np.arange(n_features, dtype=np.float64)[:, None] * slots
-        self._low = np.array([b._low for b in self.bins])[:, None]
-        self._scale = np.array([b._scale for b in self.bins])[:, None]
-        self._slot_shift = slot_offset + 1.0
-        self._slot_min, self._slot_max = slot_offset, slot_offset + (slots - 1)
+        self._table = np.array([b._table for b in self.bins])
+        self._edges = np.full((len(self.bins), self.n_bins), np.inf)
+        for row, b in enumerate(self.bins):
+            self._edges[row, :len(b._search_edges)] = b._search_edges
+        self._n_edges = np.array([len(b._search_edges) for b in self.bins], dtype=np.intp)
+        self._low, self._scale = np.array([b._low for b in self.bins]), np.array([b._scale for b in self.bins])
 
     def __len__(self) -> int:
         return len(self.bins)
 
     def counts(self, matrix: np.ndarray) -> np.ndarray:
-        """Counts per row of ``matrix`` (one row per feature, no NaN) on its feature's bins, (features, n_bins)."""
-        n_features = len(self.bins)
-        if not self._gridded:
-            counts = np.zeros((n_features, self.n_bins), dtype=np.int64)
-            for row, (b, values) in enumerate(zip(self.bins, matrix, strict=True)):
-                counts[row, :b.n_bins] = np.bincount(b.ids(values, nulls=False), minlength=b.n_bins)
-            return counts
-        flat = np.zeros(n_features * self._width, dtype=np.int64)
-        columns = max(1, self.chunk_values // n_features)
-        for start in range(0, matrix.shape[1], columns):
-            flat += np.bincount(self._ids(matrix[:, start:start + columns]).ravel(), minlength=len(flat))
-        return flat.reshape(n_features, self._width)[:, :self.n_bins]
-
-    def _ids(self, values: np.ndarray) -> np.ndarray:
-        """`NumericBins.ids` of every row (``nulls=False``), shifted by ``row * width``."""
-        with np.errstate(invalid="ignore", over="ignore"):  # inf is clipped; NaN edges compare False
-            slot = np.subtract(values, self._low)
-            slot *= self._scale
-            slot += self._slot_shift
-            np.maximum(slot, self._slot_min, out=slot)
-            np.minimum(slot, self._slot_max, out=slot)
-            ids = self._table.take(slot.astype(np.intp))
-            for _ in range(self._steps):
-                ids += values >= self._next_edge.take(ids)
-        return ids
+        """Counts per row of ``matrix`` (one row per feature) on its feature's bins, (features, n_bins)."""
+        counts = np.zeros((len(self.bins), self.n_bins), dtype=np.int64)
+        bin_counts(np.ascontiguousarray(matrix, dtype=np.float64), self._low, self._scale, self._table, self._edges,
+                   self._n_edges, counts)
+        return counts
 
 
 @dataclass(slots=True)
@@ -588,7 +536,8 @@ class NumericBlock:
         """Add a batch: one row of float values per feature (NaN for null), one sample key per column."""
         if matrix.shape[1] == 0:
             return
-        totals = np.add.reduce(matrix, axis=1)  # NaN exactly where a row holds a NaN (or inf - inf)
+        matrix = np.ascontiguousarray(matrix, dtype=np.float64)
+        totals, m2, lo, hi = row_moments(matrix)  # a sum is NaN exactly where its row holds a NaN (or inf - inf)
         if self.split is None and np.isnan(totals).any() and np.isnan(matrix[np.isnan(totals)]).any():
             self._split()
         if self.split is not None:
@@ -597,10 +546,7 @@ class NumericBlock:
             return
         n = matrix.shape[1]
         self.counts += self.bins.counts(matrix)
-        mean = totals / n  # as NumericSketch.update, row by row
-        deviations = matrix - mean[:, None]
-        self._combine(n, mean, np.vecdot(deviations, deviations), np.minimum.reduce(matrix, axis=1),
-                      np.maximum.reduce(matrix, axis=1))
+        self._combine(n, totals / n, m2, lo, hi)  # as NumericSketch.update, row by row
         take = (keys < self.threshold).nonzero()[0]
         if len(take):
             self._absorb(np.concatenate([self.keys, keys[take]]), self.threshold, [(self.values, None), (matrix, take)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from driftline.stream.drift.base import BinnedTest, Statistic
+from driftline.stream.drift.vectorised import binned_scores
 
 __all__ = ["PSI"]
 
@@ -34,9 +35,5 @@ class PSI(BinnedTest):
         super().__init__(threshold=threshold)
 
     def compute(self, reference: np.ndarray, current: np.ndarray) -> Statistic:
-        if np.sum(reference) == 0 or np.sum(current) == 0:
-            return Statistic(0.0, score=0.0)
-        p_ref = self.proportions(reference, epsilon=self.epsilon)
-        p_cur = self.proportions(current, epsilon=self.epsilon)
-        psi = float(np.sum((p_cur - p_ref) * np.log(p_cur / p_ref)))
+        psi = float(binned_scores([reference], [current], epsilon=self.epsilon).psi[0])
         return Statistic(psi, score=psi)

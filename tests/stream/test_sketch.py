@@ -129,7 +129,7 @@ def test_empty_sketch_wire_form_has_no_min_max() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=40), st.integers(0, 2**32 - 1))
 def test_grid_binning_equals_searchsorted(reference: list[float], seed: int) -> None:
-    """The lookup-table path of NumericBins.ids gives exactly searchsorted's bins."""
+    """NumericBins' compiled counts are exactly the bincount of searchsorted's bins."""
     edges = np.unique(np.quantile(np.array(reference), np.linspace(0, 1, 21)))
     if len(edges) == 1:
         edges = np.repeat(edges, 2)
@@ -142,6 +142,7 @@ def test_grid_binning_equals_searchsorted(reference: list[float], seed: int) -> 
     ])
     expected = np.searchsorted(np.append(edges[:-1], np.nextafter(edges[-1], np.inf)), values, side="right")
     assert np.array_equal(bins.ids(values), expected)
+    assert bins.counts(values).tolist() == np.bincount(expected, minlength=bins.n_bins).tolist()
 
 
 def _assert_numeric_identical(x: NumericSketch, y: NumericSketch) -> None:
@@ -172,6 +173,33 @@ def test_stacked_binning_equals_each_features_bins(references: list[list[float]]
     counts = StackedBins(bins).counts(matrix)
     assert [row[:b.n_bins].tolist() for row, b in zip(counts, bins, strict=True)] == [e.tolist() for e in expected]
     assert all(not row[b.n_bins:].any() for row, b in zip(counts, bins, strict=True))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in nextafter")  # the largest float's next is inf
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=2, max_size=30), min_size=1,
+                max_size=4),
+       st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=60), st.integers(0, 2**32 - 1))
+def test_stacked_binning_equals_searchsorted_on_any_floats(references: list[list[float]], extra: list[float],
+                                                          seed: int) -> None:
+    """Both binning paths stay exact where a grid's arithmetic overflows: huge spans, subnormals, NaN, inf."""
+    bins = []
+    for reference in references:
+        with np.errstate(over="ignore", invalid="ignore"):
+            edges = np.unique(np.quantile(np.array(reference), np.linspace(0, 1, 21)))
+        edges = edges[np.isfinite(edges)]
+        bins.append(NumericBins(np.repeat(edges, 2) if len(edges) == 1 else edges if len(edges) else [0.0, 0.0]))
+    rng = np.random.default_rng(seed)
+    with np.errstate(over="ignore"):
+        matrix = np.array([np.resize(np.concatenate([
+            extra, b.edges, np.nextafter(b.edges, np.inf), np.nextafter(b.edges, -np.inf),
+            rng.choice(b.edges, 30) * rng.uniform(0.5, 1.5, 30)]), 200) for b in bins])
+    counts = StackedBins(bins).counts(matrix)
+    for row, b, values in zip(counts, bins, matrix, strict=True):
+        search_edges = np.append(b.edges[:-1], np.nextafter(b.edges[-1], np.inf))
+        ids = np.where(np.isnan(values), len(search_edges), np.searchsorted(search_edges, values, side="right"))
+        assert row.tolist() == np.bincount(ids, minlength=counts.shape[1]).tolist()
+        assert b.ids(values).tolist() == ids.tolist()  # and the per-feature numpy path
 
 
 def _random_batches(rng: np.random.Generator, n_features: int, *, nulls: bool, ties: bool) -> list[tuple]:
@@ -277,7 +305,7 @@ def test_numeric_block_rejects_foreign_bins() -> None:
 
 
 def test_constant_zero_reference_bins_without_a_grid() -> None:
-    """A reference of only 0.0 spans a subnormal width: no lookup grid (its scale would be infinite)."""
+    """A reference of only 0.0 spans a subnormal width: no grid (its scale would be infinite), still exact bins."""
     sketch = NumericSketch.empty(NumericBins([0.0, 0.0]), 4)
     sketch.update(np.array([0.0, 1.0, -1.0]), np.array([0.1, 0.2, 0.3]))
     assert sketch.counts.tolist() == [1, 1, 1]

@@ -1,0 +1,74 @@
+"""The compiled kernels against numpy and scipy on the same data, ties, NaN and infinities included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+from scipy.spatial import distance
+
+from driftline.stream.kernels import binned_distances, ks_wasserstein, moments
+
+finite = st.floats(-1e6, 1e6, allow_nan=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(finite, min_size=1, max_size=300), min_size=1, max_size=4))
+def test_moments_equal_numpys_up_to_rounding(rows: list[list[float]]) -> None:
+    for row in rows:
+        values = np.array([row])
+        total, m2, low, high = (np.empty(1) for _ in range(4))
+        moments(values, total, m2, low, high)
+        assert total[0] == pytest.approx(values.sum(), rel=1e-12, abs=1e-6)
+        assert m2[0] == pytest.approx(((values - values.mean()) ** 2).sum(), rel=1e-9, abs=1e-6)
+        assert (low[0], high[0]) == (values.min(), values.max())  # no rounding in a minimum
+
+
+def test_moments_sum_is_nan_exactly_when_a_row_holds_nan() -> None:
+    matrix = np.array([[1.0, 2.0, 3.0, 4.0, 5.0], [1.0, np.nan, 3.0, 4.0, 5.0], [np.inf, -np.inf, 0.0, 0.0, 0.0]])
+    total, m2, low, high = (np.empty(3) for _ in range(4))
+    moments(matrix, total, m2, low, high)
+    assert total[0] == 15.0 and m2[0] == 10.0 and (low[0], high[0]) == (1.0, 5.0)
+    assert np.isnan(total[1:]).all()  # a null, and inf - inf: both send the caller to filter
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero")  # scipy's p-value of one-value samples; the statistic is read
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(-20, 20), min_size=1, max_size=120), st.lists(st.integers(-20, 20), min_size=1,
+                                                                          max_size=120), st.integers(0, 3))
+def test_ks_wasserstein_equal_scipys_on_tied_samples(reference: list[int], current: list[int], scale: int) -> None:
+    """Integers scaled down: many ties within and across the samples, where the merge's tie rule matters."""
+    ref, cur = np.sort(np.array(reference) / 10**scale), np.sort(np.array(current) / 10**scale)
+    ks, wasserstein = np.empty(1), np.empty(1)
+    ks_wasserstein(ref[None, :], cur[None, :], ks, wasserstein)
+    assert ks[0] == stats.ks_2samp(ref, cur, method="asymp").statistic  # the same float, not just close
+    assert wasserstein[0] == pytest.approx(stats.wasserstein_distance(ref, cur), rel=1e-9, abs=1e-12)
+
+
+def test_ks_wasserstein_reads_each_row_on_its_own() -> None:
+    rng = np.random.default_rng(3)
+    ref, cur = np.sort(rng.normal(size=(4, 200)), axis=1), np.sort(rng.normal(0.5, size=(4, 150)), axis=1)
+    ks, wasserstein = np.empty(4), np.empty(4)
+    ks_wasserstein(ref, cur, ks, wasserstein)
+    for row in range(4):
+        assert ks[row] == stats.ks_2samp(ref[row], cur[row], method="asymp").statistic
+        assert wasserstein[row] == pytest.approx(stats.wasserstein_distance(ref[row], cur[row]), rel=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(2, 30).flatmap(lambda bins: st.tuples(
+    st.lists(st.integers(0, 1000), min_size=bins, max_size=bins),
+    st.lists(st.integers(0, 1000), min_size=bins, max_size=bins))))
+def test_binned_distances_equal_the_formulas_and_scipys_jensen_shannon(counts: tuple[list[int], list[int]]) -> None:
+    reference, current = (np.array([c], dtype=float) for c in counts)
+    psi, js = np.empty(1), np.empty(1)
+    binned_distances(reference, current, 1e-4, psi, js)
+    if reference.sum() == 0 or current.sum() == 0:
+        assert (psi[0], js[0]) == (0.0, 0.0)
+        return
+    p, q = np.maximum(reference / reference.sum(), 1e-4), np.maximum(current / current.sum(), 1e-4)
+    assert psi[0] == pytest.approx(float(np.sum((q - p) * np.log(q / p))), rel=1e-9, abs=1e-12)
+    assert js[0] == pytest.approx(float(distance.jensenshannon(reference[0], current[0], base=2)), rel=1e-9,
+                                  abs=1e-12)
