@@ -126,10 +126,9 @@ class LocalKafka:
         classpath = f"{libs}/*"
         log4j = f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}"
         if not (self.data_dir / "logs" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
             fmt = subprocess.run(
                 ["java", log4j, "-cp", classpath, "kafka.tools.StorageTool", "format",
-                 "-t", cluster_id, "-c", str(props)],
+                 "-t", _cluster_id(), "-c", str(props)],
                 capture_output=True, text=True, check=False,
             )
             if fmt.returncode != 0:
@@ -190,3 +189,15 @@ class LocalKafka:
 def _require(binary: str, hint: str) -> None:
     if shutil.which(binary) is None:
         raise LocalServiceError(f"`{binary}` not found on PATH: {hint}")
+
+
+def _cluster_id() -> str:
+    """A random cluster id as Kafka's ``Uuid.randomUuid`` makes one: never starting with "-".
+
+    One base64 id in 64 would otherwise start with "-", which the storage tool's argument
+    parser reads as an option ("argument --cluster-id/-t: expected one argument").
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id

@@ -137,3 +137,11 @@ def test_mlflow_lifecycle(config: Path, data_dir: Path) -> None:
     assert _processes_mentioning(str(data_dir)) == []
     after = runner.invoke(app, ["mlflow", "status", *common])
     assert after.exit_code == 1 and "mlflow not running" in after.output
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    """The storage tool reads a leading "-" as an option: one random base64 id in 64 would fail to format."""
+    from driftline.local.kafka import _cluster_id
+
+    ids = [_cluster_id() for _ in range(2000)]
+    assert not any(i.startswith("-") for i in ids) and {len(i) for i in ids} == {22} and len(set(ids)) == 2000
