@@ -2,6 +2,12 @@
 
 Run: ``.venv/bin/python bench/core_bench.py`` (about a minute; ``--quick`` for a smoke run).
 
+Every core run is repeated (``--repeats``, default 5) and the naive run at 10^5 three
+times; the tables give the median repetition and the range. One core run at 10^5 events
+per window takes about 0.2 CPU s, so a single one moves by ±10 % with whatever else the
+machine does. Each repetition starts cold: new aggregator and evaluator, the p-value memo
+emptied, as in a fresh process.
+
 What is measured, on one process (numpy single-threaded):
 
 - ``core, columnar``: batches of 5 000 events as columns (20 float64 feature arrays, a
@@ -44,6 +50,7 @@ from driftline.schemas.events import PredictionEvent
 from driftline.schemas.profiles import ReferenceProfile
 from driftline.stream import PaneAggregator, WindowEvaluator, build_reference
 from driftline.stream.columns import Columns
+from driftline.stream.drift.vectorised import clear_p_value_memo
 from driftline.stream.sample import hashed_keys
 
 N_FEATURES = 20
@@ -54,16 +61,25 @@ NAMES = [f"x{i:02d}" for i in range(N_FEATURES)]
 
 @dataclass(frozen=True)
 class Row:
+    """One measurement: the median repetition's CPU time, and the fastest and slowest repetition's."""
+
     name: str
     events: int
     windows: int
     cpu_s: float
     wall_s: float
     peak_mb: float | None = None
+    cpu_range_s: tuple[float, float] | None = None
 
     @property
     def rate(self) -> float:
         return self.events / self.cpu_s
+
+    @property
+    def rates(self) -> str:
+        """Events/s of the slowest and the fastest repetition."""
+        low, high = self.cpu_range_s or (self.cpu_s, self.cpu_s)
+        return f"{self.events / high:,.0f}-{self.events / low:,.0f}"
 
 
 def reference(rng: np.random.Generator) -> tuple[ReferenceProfile, dict[str, np.ndarray]]:
@@ -151,10 +167,17 @@ def run_naive(reference_values: dict[str, np.ndarray], inputs: Iterator[Columns]
     return windows
 
 
-def timed(name: str, n_events: int, work: Callable[[], int]) -> Row:
-    cpu, wall = time.process_time(), time.perf_counter()
-    windows = work()
-    return Row(name, n_events, windows, time.process_time() - cpu, time.perf_counter() - wall)
+def timed(name: str, n_events: int, work: Callable[[], int], repeats: int = 1) -> Row:
+    """``work`` ``repeats`` times from a cold p-value memo: the median repetition, with the range."""
+    runs = []
+    for _ in range(repeats):
+        clear_p_value_memo()
+        cpu, wall = time.process_time(), time.perf_counter()
+        windows = work()
+        runs.append((time.process_time() - cpu, time.perf_counter() - wall))
+    cpu_s = [c for c, _ in runs]
+    median = sorted(runs)[(len(runs) - 1) // 2]
+    return Row(name, n_events, windows, median[0], median[1], cpu_range_s=(min(cpu_s), max(cpu_s)))
 
 
 def peak_memory(name: str, n_events: int, work: Callable[[], int]) -> Row:
@@ -169,25 +192,33 @@ def peak_memory(name: str, n_events: int, work: Callable[[], int]) -> Row:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--repeats", type=int, default=5, help="repetitions of each core run (median reported)")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
     profile, reference_values = reference(np.random.default_rng(0))
     stream = Stream(seed=1)
     rows: list[Row] = []
-    stages: dict[str, dict[str, float]] = {}
+    stage_runs: dict[str, list[dict[str, float]]] = {}  # per size: each repetition's CPU seconds per stage
+
+    def columnar(n: int, per_window: int, runs: list[dict[str, float]]) -> int:
+        runs.append({})
+        return run_core(profile, stream.batches(n, per_window), lambda a, c: a.add_columns("m", c), runs[-1])
+
     for per_window in (100_000, 1_000_000):
         n = 3 * per_window // scale if per_window == 100_000 else 2_000_000 // scale
         label = f"{per_window:.0e} ev/window"
-        stages[label] = {}
-        rows.append(timed(f"core, columnar, {label}", n, lambda n=n, w=per_window, s=stages[label]: run_core(
-            profile, stream.batches(n, w), lambda a, c: a.add_columns("m", c), s)))
+        stage_runs[label] = []
+        rows.append(timed(f"core, columnar, {label}", n, lambda n=n, w=per_window, r=stage_runs[label]: columnar(
+            n, w, r), args.repeats))
     n_objects = 200_000 // scale
     event_batches = [events_of(c, i * BATCH) for i, c in enumerate(stream.batches(n_objects, 100_000))]
     rows.append(timed("core, from PredictionEvent, 1e+05 ev/window", n_objects, lambda: run_core(
-        profile, iter(event_batches), lambda a, e: a.add_predictions(e))))
-    for per_window, n_naive in ((100_000, 300_000 // scale), (1_000_000, 2_000_000 // scale)):
+        profile, iter(event_batches), lambda a, e: a.add_predictions(e)), args.repeats))
+    for per_window, n_naive, repeats in ((100_000, 300_000 // scale, 3), (1_000_000, 2_000_000 // scale, 1)):
         rows.append(timed(f"naive ks_2samp per window, {per_window:.0e} ev/window", n_naive,
-                          lambda n=n_naive, w=per_window: run_naive(reference_values, stream.batches(n, w))))
+                          lambda n=n_naive, w=per_window: run_naive(reference_values, stream.batches(n, w)), repeats))
+    stages = {label: {stage: float(np.median([run[stage] for run in runs])) for stage in STAGES}
+              for label, runs in stage_runs.items()}
     memory = [
         peak_memory(f"core memory, {w:.0e} ev/window", n, lambda n=n, w=w: run_core(
             profile, stream.batches(n, w), lambda a, c: a.add_columns("m", c)))
@@ -198,18 +229,24 @@ def main() -> None:
 
     print(f"driftline core bench: {N_FEATURES} numeric features, window {WINDOW_S:.0f} s every {STEP_S:.0f} s, "
           f"panes {PANE_S:.0f} s, batches of {BATCH}\n")
-    print("| run | events | windows | CPU s | events/s per core | feature values/s |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(f"Core runs: median of {args.repeats} repetitions; naive: median of 3 at 1e+05, one run at 1e+06. "
+          "Ranges: slowest to fastest repetition.\n")
+    print("| run | events | windows | CPU s | events/s per core | range | feature values/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for row in rows:
-        print(f"| {row.name} | {row.events:,} | {row.windows} | {row.cpu_s:.2f} | {row.rate:,.0f} | "
+        print(f"| {row.name} | {row.events:,} | {row.windows} | {row.cpu_s:.2f} | {row.rate:,.0f} | {row.rates} | "
               f"{row.rate * N_FEATURES:,.0f} |")
     print()
     for size in ("1e+05", "1e+06"):
         naive = next(r for r in rows if r.name.startswith(f"naive ks_2samp per window, {size}"))
         core = next(r for r in rows if r.name.startswith(f"core, columnar, {size}"))
-        print(f"core (columnar) vs naive ks_2samp at {size} events/window: {core.rate / naive.rate:.1f}x faster")
+        assert core.cpu_range_s is not None and naive.cpu_range_s is not None
+        worst = naive.cpu_range_s[0] / core.cpu_range_s[1]  # fastest naive against slowest core
+        best = naive.cpu_range_s[1] / core.cpu_range_s[0]
+        print(f"core (columnar) vs naive ks_2samp at {size} events/window: {core.rate / naive.rate:.1f}x faster "
+              f"(medians; {worst:.1f}x-{best:.1f}x over the repetitions' extremes)")
     print()
-    print("| core, columnar: CPU ms per window step (5 min of event time) | " + " | ".join(stages) + " |")
+    print("| core, columnar: CPU ms per window step (5 min of event time), median | " + " | ".join(stages) + " |")
     print("|---|" + "---:|" * len(stages))
     steps = {label: next(r.windows for r in rows if r.name == f"core, columnar, {label}") for label in stages}
     for stage in (*STAGES, "total"):

@@ -21,7 +21,7 @@ import numpy as np
 from driftline.stream.drift.kolmogorov import kstwo_sf
 from driftline.stream.kernels import binned_distances, ks_wasserstein
 
-__all__ = ["BinnedScores", "SampleDistances", "binned_scores", "sample_distances"]
+__all__ = ["BinnedScores", "SampleDistances", "binned_scores", "clear_p_value_memo", "sample_distances"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +115,11 @@ def _ks_p_values(statistics: np.ndarray, effective_n: np.ndarray) -> np.ndarray:
         computed = np.clip(kstwo_sf(*np.array(missing).T), 0.0, 1.0)
         _p_value_memo.update(zip(missing, computed.tolist(), strict=True))
     return np.array([_p_value_memo[pair] for pair in pairs])
+
+
+def clear_p_value_memo() -> None:
+    """Forget every memoised p-value (a benchmark times each repetition from a cold start)."""
+    _p_value_memo.clear()
 
 
 def _is_sorted(rows: np.ndarray) -> bool:
