@@ -14,7 +14,7 @@ import pandas as pd
 from driftline.consumers.retrain.data import Task
 from driftline.stream.performance import compute_metrics, positive_class
 
-__all__ = ["evaluate", "model_inputs", "serving_metrics"]
+__all__ = ["evaluate", "evaluate_predictions", "model_inputs", "serving_metrics"]
 
 
 def model_inputs(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
@@ -40,19 +40,27 @@ def _positive_scores(model: Any, inputs: pd.DataFrame, y_true: np.ndarray, y_pre
 
 def evaluate(model: Any, holdout: pd.DataFrame, task: Task, features: list[str]) -> dict[str, float]:
     """The task's metrics of ``model`` on ``holdout`` (a frame from `build_frame`)."""
+    return evaluate_predictions(model, holdout, task, features)[0]
+
+
+def evaluate_predictions(model: Any, holdout: pd.DataFrame, task: Task,
+                         features: list[str]) -> tuple[dict[str, float], list[Any]]:
+    """`evaluate`, and the predictions it judged (a new version's reference profile records them)."""
     if holdout.empty:
-        return {}
+        return {}, []
     inputs = model_inputs(holdout, features)
-    predicted = np.asarray(model.predict(inputs))
+    served = model.predict(inputs)
+    predicted = np.asarray(served)
     if task == "ranking":
         return compute_metrics("ranking", holdout["relevance"].to_numpy(dtype=float), predicted.astype(float),
-                               groups=holdout["group_id"].to_numpy())
+                               groups=holdout["group_id"].to_numpy()), list(served)
     if task == "regression":
-        return compute_metrics("regression", holdout["outcome"].to_numpy(dtype=float), predicted.astype(float))
+        return compute_metrics("regression", holdout["outcome"].to_numpy(dtype=float),
+                               predicted.astype(float)), list(served)
     y_true = holdout["outcome"].astype(str).to_numpy()
     y_pred = predicted.astype(str)
     scores = _positive_scores(model, inputs, y_true, y_pred)
-    return compute_metrics("classification", y_true, y_pred, scores=scores)
+    return compute_metrics("classification", y_true, y_pred, scores=scores), list(served)
 
 
 def serving_metrics(holdout: pd.DataFrame, task: Task) -> dict[str, float]:

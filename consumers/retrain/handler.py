@@ -35,7 +35,7 @@ from driftline.consumers.retrain.data import (
     time_split,
 )
 from driftline.consumers.retrain.drift import check_window
-from driftline.consumers.retrain.evaluation import evaluate, model_inputs, serving_metrics
+from driftline.consumers.retrain.evaluation import evaluate, evaluate_predictions, model_inputs, serving_metrics
 from driftline.consumers.retrain.policy import PromotionDecision, PromotionPolicy, cooldown_remaining_s
 from driftline.consumers.retrain.registry import ALIAS_CHAMPION, MlflowRegistry, RunRecord, is_transient
 from driftline.consumers.retrain.trainers import Trainer, TrainingSpec
@@ -280,7 +280,8 @@ class RetrainHandler:
         self.registry.log_text(run_id, drift_summary(alert), "drift_report.md")
         self._log_window_report(run_id, alert, events)
         candidate = self.trainer(data.train, spec)
-        candidate_metrics = evaluate(candidate, data.holdout, data.task, data.features)
+        candidate_metrics, holdout_predictions = evaluate_predictions(candidate, data.holdout, data.task,
+                                                                      data.features)
         champion_version, champion_metrics, champion_source = self._champion_metrics(alert.model, data)
         self.registry.log_metrics(run_id, {**{f"candidate_{k}": v for k, v in candidate_metrics.items()},
                                            **{f"champion_{k}": v for k, v in champion_metrics.items()}})
@@ -291,7 +292,7 @@ class RetrainHandler:
                                  champion_metrics.get(policy.metric))
         previous = self._apply(alert.model, version, decision)
         profile = build_reference(
-            reference_sample(events, data.holdout, _holdout_predictions(candidate, data), data.task),
+            reference_sample(events, data.holdout, holdout_predictions, data.task),
             model=alert.model, model_version=version, task=data.task, feature_names=None, created_ts=self.clock(),
             seed=self.settings.seed,
         )
@@ -380,6 +381,3 @@ class RetrainHandler:
         }
 
 
-def _holdout_predictions(model: Any, data: TrainingData) -> Sequence[Any]:
-    """The model's predictions on the holdout, as the reference profile records them."""
-    return list(model.predict(model_inputs(data.holdout, data.features)))
