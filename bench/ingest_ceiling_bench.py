@@ -39,19 +39,20 @@ sketches, the changelog, metrics; that is the real ingest's work on top of the c
 
 Two series of consumer settings (``--settings``):
 
-- ingest's own, as `TransactionalClients.build` makes them for `driftline ingest`;
-- the same with `SHORT_BACKOFF`: ``fetch.queue.backoff.ms`` 10 instead of librdkafka's
-  1000. Whenever the prefetched records reach ``queued.min.messages`` (100 000) or
+- ingest's own, as `TransactionalClients.build` makes them for `driftline ingest`
+  (`consumer_config` sets ``fetch.queue.backoff.ms`` to 10 ms);
+- the same with `DEFAULT_BACKOFF`: librdkafka's default of 1000 ms, which ingest ran with
+  before. Whenever the prefetched records reach ``queued.min.messages`` (100 000) or
   ``queued.max.messages.kbytes``, librdkafka postpones the next fetch by this back-off.
   Catching up on a backlog, ingest's big fetches (10 MB a partition) get there at once, and
-  a consumer faster than ingest then sits idle for up to a second with the Python thread
-  waiting in ``consume`` (with ``debug=fetch``: "Fetch backoff for 1000ms: Local: Queue
-  full", for every input partition); the column "in consume()" shows it (the CPU spent
-  there is making the ``Message`` objects). So the first series is the ceiling of ingest as
-  configured, the second that of the shape. ingest keeps librdkafka's default: its handler
-  is slower than either ceiling, and with 10 ms it measured 47 k instead of 54-57 k events/s
-  in `bench/e2e_bench.py` (16.6-17.6 instead of 14.2-15.0 CPU-µs per event: the fetcher
-  thread wakes a hundred times as often and takes CPU from the handler and the broker).
+  the consumer then sits idle for up to a second with the Python thread waiting in
+  ``consume`` (with ``debug=fetch``: "Fetch backoff for 1000ms: Local: Queue full", for
+  every input partition); the column "in consume()" shows it (the CPU spent there is making
+  the ``Message`` objects). So the first series is the ceiling of the shape, the second
+  that of ingest as it was configured before (``driftline ingest`` itself: 50-52 k events/s
+  with 1000 ms, 62-63 k with 10 ms, in ``bench/e2e_bench.py``; while its handler was slower,
+  14-15 CPU-µs per event, 10 ms had measured slower, 47 k against 54-57 k: the fetcher thread
+  then took CPU the handler needed).
 
 Measures, per run: the events consumed; events/s from the first consumed batch to the last
 message handled, and from the first to the last commit as the e2e bench counts ingest; CPU-µs
@@ -106,9 +107,9 @@ PIPELINES: dict[str, tuple[str, bool, bool, bool]] = {
     "d": ("d +decode", True, True, False),
     "e": ("e +encode", True, True, True),
 }
-# librdkafka's default is 1000 ms: see the module docstring
-SHORT_BACKOFF: dict[str, Any] = {"fetch.queue.backoff.ms": 10}
-_SHORT_LABEL = ", ".join(f"{k}={v}" for k, v in SHORT_BACKOFF.items())
+# librdkafka's default, which ingest ran with before: see the module docstring
+DEFAULT_BACKOFF: dict[str, Any] = {"fetch.queue.backoff.ms": 1000}
+_DEFAULT_LABEL = ", ".join(f"{k}={v}" for k, v in DEFAULT_BACKOFF.items())
 TARGET_EVENTS_PER_S = 150_000
 _MODEL_KEYS = (b"a", b"b")  # without decoding, a key of the real outputs' cardinality (one per model)
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -423,18 +424,18 @@ def _client_configs(cfg: Any, name: str, group: str) -> tuple[dict[str, Any], di
 
 
 def _run_pipeline(cfg: Any, name: str, run: str, expected: int, broker_pid: int | None, workdir: Path,
-                  timeout_s: float, *, short_backoff: bool) -> Row:
+                  timeout_s: float, *, default_backoff: bool) -> Row:
     """Run pipeline ``name`` in a process of its own, its group and output topic named after ``run``.
 
-    ``short_backoff``: with `SHORT_BACKOFF` over ingest's consumer settings.
+    ``default_backoff``: with `DEFAULT_BACKOFF` over ingest's consumer settings.
     """
-    label = PIPELINES[name][0] + (f" [{_SHORT_LABEL}]" if short_backoff else "")
+    label = PIPELINES[name][0] + (f" [{_DEFAULT_LABEL}]" if default_backoff else "")
     output = f"{cfg.kafka.topic_prefix}ceiling-{run}-labeled"
     _create_topic(cfg, output)
     group = f"{cfg.kafka.topic_prefix}ceiling-{run}"
     consumer, producer = _client_configs(cfg, name, group)
-    if short_backoff:
-        consumer.update(SHORT_BACKOFF)
+    if default_backoff:
+        consumer.update(DEFAULT_BACKOFF)
     spec = workdir / f"{run}.json"
     result = workdir / f"{run}.result.json"
     spec.write_text(json.dumps({
@@ -531,8 +532,8 @@ def main() -> None:
     parser.add_argument("--pipelines", default="abcde", help=f"which of {''.join(PIPELINES)} to run, in order")
     parser.add_argument("--repeats", type=int, default=3, help="rounds over the pipelines (each run reads it all)")
     parser.add_argument("--timeout-s", type=float, default=120.0, help="longest run of one pipeline")
-    parser.add_argument("--settings", choices=("ingest", "short-backoff", "both"), default="both",
-                        help=f"consumer settings: ingest's, ingest's with {_SHORT_LABEL}, or each in turn")
+    parser.add_argument("--settings", choices=("ingest", "default-backoff", "both"), default="both",
+                        help=f"consumer settings: ingest's, ingest's with {_DEFAULT_LABEL}, or each in turn")
     parser.add_argument("--broker-pid", type=int, default=None,
                         help="the broker's pid, for its CPU time (default: the process listening on the port)")
     args = parser.parse_args()
@@ -561,18 +562,18 @@ def main() -> None:
             # run of the most complete pipeline first, so that no timed run pays for it.
             say("warm-up run (not counted)")
             warmup = _run_pipeline(cfg, "e", "warmup", total, broker_pid, Path(workdir), args.timeout_s,
-                                   short_backoff=False)
+                                   default_backoff=False)
             _check_committed(cfg, "warmup", warmup.produced)
-            series = {"ingest": (False,), "short-backoff": (True,), "both": (False, True)}[args.settings]
+            series = {"ingest": (False,), "default-backoff": (True,), "both": (False, True)}[args.settings]
             for round_ in range(args.repeats):
-                for short_backoff in series:
+                for default_backoff in series:
                     for name in args.pipelines:
                         say(f"round {round_ + 1}/{args.repeats}: pipeline {PIPELINES[name][0]}"
-                            + (f" [{_SHORT_LABEL}]" if short_backoff else ""))
+                            + (f" [{_DEFAULT_LABEL}]" if default_backoff else ""))
                         time.sleep(1.0)  # the previous run's broker work (log flush, group expiry) out of the way
-                        rows.append(_run_pipeline(cfg, name, f"{name}{'s' if short_backoff else ''}{round_}", total,
+                        rows.append(_run_pipeline(cfg, name, f"{name}{'d' if default_backoff else ''}{round_}", total,
                                                   broker_pid, Path(workdir), args.timeout_s,
-                                                  short_backoff=short_backoff))
+                                                  default_backoff=default_backoff))
     finally:
         delete_topics(cfg, (prefix,))
     _print_runs(rows)
