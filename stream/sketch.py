@@ -29,7 +29,7 @@ from driftline.schemas.profiles import (
     NumericSketchData,
     SampleData,
 )
-from driftline.stream.kernels import bin_counts, moments
+from driftline.stream.kernels import bin_counts, bin_counts_by_comparison, moments
 from driftline.stream.sample import Sample
 
 __all__ = [
@@ -332,8 +332,10 @@ class StackedBins:
     """The bins of several numeric features side by side, to bin a (features × values) matrix at once.
 
     Row ``f`` of `counts` equals ``bins[f].counts(matrix[f])``: one compiled pass over the
-    whole matrix with each feature's grid and edges (`driftline.stream.kernels.bin_counts`),
-    exactly ``np.searchsorted``'s bins (a test checks it).
+    whole matrix, exactly ``np.searchsorted``'s bins (tests check it): with up to
+    ``comparison_bins`` bins each value is compared with every edge
+    (`driftline.stream.kernels.bin_counts_by_comparison`), with more each feature's grid
+    guesses the bin (`driftline.stream.kernels.bin_counts`).
 
     Examples
     --------
@@ -341,6 +343,8 @@ class StackedBins:
     >>> stacked.counts(np.array([[-1.0, 0.5, 1.5, 9.0], [5.0, 5.0, -3.0, 11.0]])).tolist()
     [[1, 1, 1, 1], [1, 2, 1, 0]]
     """
+
+    comparison_bins = 34  # up to this many bins every value is compared with every edge (faster than the grid)
 
     def __init__(self, bins: Sequence[NumericBins]) -> None:
         if not bins:
@@ -360,8 +364,11 @@ class StackedBins:
     def counts(self, matrix: np.ndarray) -> np.ndarray:
         """Counts per row of ``matrix`` (one row per feature) on its feature's bins, (features, n_bins)."""
         counts = np.zeros((len(self.bins), self.n_bins), dtype=np.int64)
-        bin_counts(np.ascontiguousarray(matrix, dtype=np.float64), self._low, self._scale, self._table, self._edges,
-                   self._n_edges, counts)
+        matrix = np.ascontiguousarray(matrix, dtype=np.float64)
+        if self.n_bins <= self.comparison_bins:
+            bin_counts_by_comparison(matrix, self._edges, self._n_edges, counts)
+        else:
+            bin_counts(matrix, self._low, self._scale, self._table, self._edges, self._n_edges, counts)
         return counts
 
 

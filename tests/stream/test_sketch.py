@@ -153,10 +153,18 @@ def _assert_numeric_identical(x: NumericSketch, y: NumericSketch) -> None:
     assert (x.sample.threshold, x.sample.capacity) == (y.sample.threshold, y.sample.capacity)
 
 
+def _stacked(bins: list[NumericBins], path: str) -> StackedBins:
+    """StackedBins that take the comparison kernel or the grid kernel, whatever the bin count."""
+    stacked = StackedBins(bins)
+    stacked.comparison_bins = stacked.n_bins if path == "comparison" else 0
+    return stacked
+
+
+@pytest.mark.parametrize("path", ["comparison", "grid"])
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=30), min_size=1, max_size=5),
        st.integers(0, 2**32 - 1))
-def test_stacked_binning_equals_each_features_bins(references: list[list[float]], seed: int) -> None:
+def test_stacked_binning_equals_each_features_bins(path: str, references: list[list[float]], seed: int) -> None:
     """One pass over a (features x values) matrix counts what each feature's NumericBins.ids gives."""
     bins = []
     for reference in references:
@@ -170,18 +178,19 @@ def test_stacked_binning_equals_each_features_bins(references: list[list[float]]
         rows.append(np.concatenate([special, rng.uniform(b.edges[0] - 1, b.edges[-1] + 1, size=400 - len(special))]))
     matrix = np.array(rows)
     expected = [np.bincount(b.ids(row), minlength=b.n_bins) for b, row in zip(bins, matrix, strict=True)]
-    counts = StackedBins(bins).counts(matrix)
+    counts = _stacked(bins, path).counts(matrix)
     assert [row[:b.n_bins].tolist() for row, b in zip(counts, bins, strict=True)] == [e.tolist() for e in expected]
     assert all(not row[b.n_bins:].any() for row, b in zip(counts, bins, strict=True))
 
 
+@pytest.mark.parametrize("path", ["comparison", "grid"])
 @pytest.mark.filterwarnings("ignore:overflow encountered in nextafter")  # the largest float's next is inf
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=2, max_size=30), min_size=1,
                 max_size=4),
        st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=60), st.integers(0, 2**32 - 1))
-def test_stacked_binning_equals_searchsorted_on_any_floats(references: list[list[float]], extra: list[float],
-                                                          seed: int) -> None:
+def test_stacked_binning_equals_searchsorted_on_any_floats(path: str, references: list[list[float]],
+                                                          extra: list[float], seed: int) -> None:
     """Both binning paths stay exact where a grid's arithmetic overflows: huge spans, subnormals, NaN, inf."""
     bins = []
     for reference in references:
@@ -194,7 +203,7 @@ def test_stacked_binning_equals_searchsorted_on_any_floats(references: list[list
         matrix = np.array([np.resize(np.concatenate([
             extra, b.edges, np.nextafter(b.edges, np.inf), np.nextafter(b.edges, -np.inf),
             rng.choice(b.edges, 30) * rng.uniform(0.5, 1.5, 30)]), 200) for b in bins])
-    counts = StackedBins(bins).counts(matrix)
+    counts = _stacked(bins, path).counts(matrix)
     for row, b, values in zip(counts, bins, matrix, strict=True):
         search_edges = np.append(b.edges[:-1], np.nextafter(b.edges[-1], np.inf))
         ids = np.where(np.isnan(values), len(search_edges), np.searchsorted(search_edges, values, side="right"))
