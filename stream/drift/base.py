@@ -90,11 +90,3 @@ class BinnedTest(DriftTest, ABC):
     @staticmethod
     def _size(values: np.ndarray) -> int:
         return int(np.asarray(values).sum())
-
-    @staticmethod
-    def proportions(counts: np.ndarray, *, epsilon: float = 0.0) -> np.ndarray:
-        """Counts to proportions, floored at ``epsilon`` (0 when the counts are all zero)."""
-        counts = np.asarray(counts, dtype=float)
-        total = counts.sum()
-        p = counts / total if total > 0 else np.zeros_like(counts)
-        return np.maximum(p, epsilon) if epsilon > 0 else p
