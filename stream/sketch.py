@@ -1,9 +1,8 @@
 """Mergeable per-pane sketches of one feature (or of the prediction) on the reference's bins.
 
 A sketch is built from its feature's reference profile, updated with whole numpy batches
-(searchsorted + bincount, or one compiled pass for a block of features; no Python loop
-per value) and merged with other sketches of the
-same profile (associative and commutative: counts add, moments combine with Chan's
+(bins counted in one compiled pass, `StackedBins`; no Python loop per value) and merged
+with other sketches of the same profile (associative and commutative: counts add, moments combine with Chan's
 formula, samples merge as in `driftline.stream.sample`). `NumericBlock` holds the numeric
 sketches of all features of a pane feature-major (2-D arrays, one sample shared by all
 features while no value is null), so each numpy call serves every feature; it gives
@@ -51,9 +50,9 @@ class NumericBins:
 
     Bin 0 is ``(-inf, min)``, the last bin ``(max, +inf)``; the reference maximum belongs to
     the last closed bin. `ids` is ``np.searchsorted(edges', values, side="right")`` (NaN: the
-    last bin); `counts` is its ``bincount``, computed in one compiled pass
-    (`driftline.stream.kernels.bin_counts`) that avoids the binary search's unpredictable
-    branches: a uniform grid of ``grid_cells`` cells over the edges guesses each value's bin,
+    last bin); `counts` is its ``bincount``, computed in one compiled pass as `StackedBins`
+    computes it for a block of features. The uniform grid of ``grid_cells`` cells over the
+    edges is for bins beyond `StackedBins.comparison_bins`: it guesses each value's bin,
     then stepping over the edges makes it exact.
 
     Examples
