@@ -52,15 +52,16 @@ def evaluate_predictions(model: Any, holdout: pd.DataFrame, task: Task,
     served = model.predict(inputs)
     predicted = np.asarray(served)
     if task == "ranking":
-        return compute_metrics("ranking", holdout["relevance"].to_numpy(dtype=float), predicted.astype(float),
-                               groups=holdout["group_id"].to_numpy()), list(served)
-    if task == "regression":
-        return compute_metrics("regression", holdout["outcome"].to_numpy(dtype=float),
-                               predicted.astype(float)), list(served)
-    y_true = holdout["outcome"].astype(str).to_numpy()
-    y_pred = predicted.astype(str)
-    scores = _positive_scores(model, inputs, y_true, y_pred)
-    return compute_metrics("classification", y_true, y_pred, scores=scores), list(served)
+        metrics = compute_metrics("ranking", holdout["relevance"].to_numpy(dtype=float), predicted.astype(float),
+                                  groups=holdout["group_id"].to_numpy())
+    elif task == "regression":
+        metrics = compute_metrics("regression", holdout["outcome"].to_numpy(dtype=float), predicted.astype(float))
+    else:
+        y_true = holdout["outcome"].astype(str).to_numpy()
+        y_pred = predicted.astype(str)
+        metrics = compute_metrics("classification", y_true, y_pred,
+                                  scores=_positive_scores(model, inputs, y_true, y_pred))
+    return metrics, list(served)
 
 
 def serving_metrics(holdout: pd.DataFrame, task: Task) -> dict[str, float]:
