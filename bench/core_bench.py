@@ -167,7 +167,7 @@ def run_naive(reference_values: dict[str, np.ndarray], inputs: Iterator[Columns]
     return windows
 
 
-def timed(name: str, n_events: int, work: Callable[[], int], repeats: int = 1) -> Row:
+def timed(name: str, n_events: int, work: Callable[[], int], repeats: int) -> Row:
     """``work`` ``repeats`` times from a cold p-value memo: the median repetition, with the range."""
     runs = []
     for _ in range(repeats):
