@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, Producer
 
 from driftline.config import KafkaSettings
 from driftline.consumers.common.checkpoint import Checkpoint
-from driftline.consumers.common.kafka import make_consumer, make_producer
+from driftline.consumers.common.kafka import consumer_config, producer_config
 
 __all__ = ["TransactionalClients"]
 
@@ -39,19 +39,38 @@ class TransactionalClients:
         transaction_timeout_s: float,
         **consumer_overrides: Any,
     ) -> TransactionalClients:
-        name = f"{group_id}.{instance_id}"
-        producer = make_producer(
-            kafka, **{"transactional.id": name, "transaction.timeout.ms": int(transaction_timeout_s * 1000)}
+        consumer_settings, producer_settings = cls.client_configs(
+            kafka, group_id=group_id, instance_id=instance_id, session_timeout_s=session_timeout_s,
+            transaction_timeout_s=transaction_timeout_s, **consumer_overrides,
         )
+        producer = Producer(producer_settings)
         producer.init_transactions(30)
         producer.begin_transaction()
-        consumer = make_consumer(
+        consumer = Consumer(consumer_settings)
+        checkpoint = Checkpoint(consumer, producer, interval_s=commit_interval_s, transactional=True)
+        return cls(consumer, producer, checkpoint)
+
+    @staticmethod
+    def client_configs(
+        kafka: KafkaSettings,
+        *,
+        group_id: str,
+        instance_id: str,
+        session_timeout_s: float,
+        transaction_timeout_s: float,
+        **consumer_overrides: Any,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The librdkafka settings `build` gives its consumer and producer (benches time the same clients)."""
+        name = f"{group_id}.{instance_id}"
+        producer = producer_config(
+            kafka, **{"transactional.id": name, "transaction.timeout.ms": int(transaction_timeout_s * 1000)}
+        )
+        consumer = consumer_config(
             kafka,
             group_id,
             **{"group.instance.id": name, "session.timeout.ms": int(session_timeout_s * 1000), **consumer_overrides},
         )
-        checkpoint = Checkpoint(consumer, producer, interval_s=commit_interval_s, transactional=True)
-        return cls(consumer, producer, checkpoint)
+        return consumer, producer
 
     def produce(self, topic: str, value: bytes | None, key: bytes | None, partition: int | None = None) -> None:
         """Produce into the open transaction, waiting while the local queue is full."""
