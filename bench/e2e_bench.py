@@ -112,16 +112,18 @@ def _ends(cfg: Any, topics: list[str]) -> tuple[list[Any], int]:
         probe.close()
 
 
+def stat_cpu_s(path: str) -> float:
+    """User + system CPU seconds from a ``/proc/.../stat`` file (of a process: all its threads; of a task: one)."""
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu_s(processes: list[subprocess.Popen[bytes]]) -> float | None:
     """CPU seconds (user + system, all threads) the processes have used so far; None off Linux."""
     try:
-        total_ticks = 0
-        for process in processes:
-            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total_ticks += int(fields[11]) + int(fields[12])
+        return sum(stat_cpu_s(f"/proc/{process.pid}/stat") for process in processes)
     except (OSError, IndexError, ValueError):
         return None
-    return total_ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _spawn(command: str, config: Path, instance: str) -> subprocess.Popen[bytes]:

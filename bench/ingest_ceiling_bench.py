@@ -97,7 +97,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the e2e bench is a sibling script, not a module
 
-from e2e_bench import _ends, _produce, bench_sections, delete_topics, say
+from e2e_bench import _ends, _produce, bench_sections, delete_topics, say, stat_cpu_s
 
 # name -> (label, transactional, decode, encode)
 PIPELINES: dict[str, tuple[str, bool, bool, bool]] = {
@@ -112,7 +112,6 @@ DEFAULT_BACKOFF: dict[str, Any] = {"fetch.queue.backoff.ms": 1000}
 _DEFAULT_LABEL = ", ".join(f"{k}={v}" for k, v in DEFAULT_BACKOFF.items())
 TARGET_EVENTS_PER_S = 150_000
 _MODEL_KEYS = (b"a", b"b")  # without decoding, a key of the real outputs' cardinality (one per model)
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,17 +125,11 @@ class Mark:
     broker_cpu: float | None
 
 
-def _stat_cpu_s(path: str) -> float:
-    """User + system CPU seconds from a ``/proc/.../stat`` file (a process: all its threads)."""
-    fields = Path(path).read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
-
-
 def _broker_cpu_s(pid: int | None) -> float | None:
     if pid is None:
         return None
     try:
-        return _stat_cpu_s(f"/proc/{pid}/stat")
+        return stat_cpu_s(f"/proc/{pid}/stat")
     except (OSError, IndexError, ValueError):
         return None
 
@@ -294,8 +287,8 @@ def _worker(spec_path: str) -> None:
     pid = os.getpid()
 
     def mark(events: int) -> Mark:
-        return Mark(time.perf_counter(), events, _stat_cpu_s(f"/proc/{pid}/stat"),
-                    _stat_cpu_s(f"/proc/{pid}/task/{pid}/stat"), _broker_cpu_s(broker_pid))
+        return Mark(time.perf_counter(), events, stat_cpu_s(f"/proc/{pid}/stat"),
+                    stat_cpu_s(f"/proc/{pid}/task/{pid}/stat"), _broker_cpu_s(broker_pid))
 
     start = mark(0)  # CPU counts from here: what the fetcher does before the first batch is the pipeline's too
     consumer.subscribe([predictions_topic, outcomes_topic])
@@ -403,23 +396,18 @@ def _check_committed(cfg: Any, run: str, produced: int) -> None:
 
 
 def _client_configs(cfg: Any, name: str, group: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Ingest's consumer and producer settings (`TransactionalClients.build`), for pipeline ``name``."""
-    from driftline.consumers.common.kafka import consumer_config, producer_config
+    """Ingest's consumer and producer settings (`TransactionalClients.client_configs`), for pipeline ``name``."""
+    from driftline.consumers.common.transactional import TransactionalClients
     from driftline.consumers.ingest.app import _CONSUMER_OVERRIDES
 
-    transactional = PIPELINES[name][1]
     settings = cfg.ingest
-    instance = f"{group}.0"
-    consumer = consumer_config(cfg.kafka, group, **{
-        "group.instance.id": instance, "session.timeout.ms": int(settings.session_timeout_s * 1000),
-        **_CONSUMER_OVERRIDES,
-    })
-    producer = producer_config(cfg.kafka)
-    if transactional:
-        producer.update({"transactional.id": instance,
-                         "transaction.timeout.ms": int(settings.transaction_timeout_s * 1000)})
-    else:
-        consumer["isolation.level"] = "read_uncommitted"  # nothing transactional to wait for without a producer
+    consumer, producer = TransactionalClients.client_configs(
+        cfg.kafka, group_id=group, instance_id="0", session_timeout_s=settings.session_timeout_s,
+        transaction_timeout_s=settings.transaction_timeout_s, **_CONSUMER_OVERRIDES,
+    )
+    if not PIPELINES[name][1]:  # at least once: a plain producer, and nothing transactional to wait for
+        del producer["transactional.id"], producer["transaction.timeout.ms"]
+        consumer["isolation.level"] = "read_uncommitted"
     return consumer, producer
 
 
