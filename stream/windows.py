@@ -151,6 +151,7 @@ class _Reference:
     """One feature's reference as arrays, converted once: counts on the sketch's bins, sorted sample."""
 
     counts: np.ndarray
+    n: int  # the sum of the counts
     sample: np.ndarray
     sample_std: float
 
@@ -159,7 +160,7 @@ class _Reference:
         counts = np.asarray(profile.counts, dtype=np.int64)
         counts = np.append(counts, np.zeros(n_bins - len(counts), dtype=np.int64))  # categorical: no `unseen`
         sample = np.sort(np.asarray(getattr(profile, "sample", ()), dtype=float))
-        return cls(counts, sample, float(np.std(sample)) if len(sample) else 0.0)
+        return cls(counts, int(counts.sum()), sample, float(np.std(sample)) if len(sample) else 0.0)
 
 
 @dataclass(slots=True)
@@ -287,6 +288,12 @@ class WindowEvaluator:
         # KS and Wasserstein of all numeric features against one cached 2-D array, when the sample sizes allow
         self._reference_samples: list[np.ndarray] | np.ndarray = (
             np.array(numeric_samples) if len({len(sample) for sample in numeric_samples}) == 1 else numeric_samples)
+        # the reference side of every window's histograms: the same each window
+        self._histogram_axes = {
+            name: ("numeric" if name in self._bins.numeric else "categorical", tuple(bins.labels()),
+                   tuple(self._references[name].counts.tolist()))
+            for name, bins in self._bins.features.items()
+        }
         self._prediction_bins = {"prediction": self._bins.prediction}
         self._prediction_reference = {"prediction": _Reference.of(profile.prediction, self._bins.prediction.n_bins)}
         if profile.prediction_score is not None and self._bins.score is not None:
@@ -515,13 +522,14 @@ class WindowEvaluator:
         reference_samples: Sequence[np.ndarray] = [references[name].sample for name in numeric]
         if references is self._references and tuple(numeric) == self._bins.numeric:
             reference_samples = self._reference_samples
-        distances = sample_distances(reference_samples, [s.sample.values for s in numeric.values()])
+        distances = sample_distances(reference_samples, [s.sample.values for s in numeric.values()],
+                                     sorted_references=True)
         binned = {**numeric, **categorical}
         scores = binned_scores([references[name].counts for name in binned], [s.counts for s in binned.values()],
                                epsilon=psi.epsilon)
         score_results = {}
         for i, (name, sketch) in enumerate(binned.items()):
-            sizes = {"n_reference": int(references[name].counts.sum()), "n_current": int(sketch.counts.sum())}
+            sizes = {"n_reference": references[name].n, "n_current": int(sketch.counts.sum())}
             score_results[name] = (
                 psi.judge(name, Statistic(float(scores.psi[i]), score=float(scores.psi[i])), **sizes),
                 js.judge(name, Statistic(float(scores.jensen_shannon[i]), score=float(scores.jensen_shannon[i])),
@@ -547,21 +555,14 @@ class WindowEvaluator:
                 *score_results[name],
                 FeatureResult(feature=name, test="new_category_rate", statistic=unseen, score=unseen,
                               threshold=self.new_category_rate, drifted=unseen >= self.new_category_rate,
-                              n_reference=int(ref_counts.sum()), n_current=sketch.n),
+                              n_reference=references[name].n, n_current=sketch.n),
             ]
         return tested
 
     def _data_drift(self, merged: _MergedPane) -> tuple[DataDriftResult, dict[str, Histogram]]:
         features = self._features(merged)
-        histograms = {
-            name: Histogram(
-                "numeric" if isinstance(sketch, NumericSketch) else "categorical",
-                tuple(self._bins.features[name].labels()),
-                tuple(self._references[name].counts.tolist()),
-                tuple(sketch.counts.tolist()),
-            )
-            for name, sketch in features.items()
-        }
+        histograms = {name: Histogram(*self._histogram_axes[name], tuple(sketch.counts.tolist()))
+                      for name, sketch in features.items()}
         if merged.n_events < self.min_samples:
             return DataDriftResult((), (), 0, 0.0, False, sufficient=False), histograms
         tested = self._test_all(features, self._references)
