@@ -132,6 +132,9 @@ class IngestSettings(TransactionalServiceSettings):
     max_label_delay_s: float = Field(86_400.0, gt=0)
     pane_s: float = Field(60.0, gt=0)
     allowed_lateness_s: float = Field(120.0, ge=0)
+    idle_after_s: float = Field(
+        5.0, ge=0, description="wall-clock seconds an input partition must stay at its end before it counts as "
+        "idle and stops holding the other stream back")
 
 
 class MonitorSettings(TransactionalServiceSettings):

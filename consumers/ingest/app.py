@@ -19,9 +19,10 @@ or session timeout) and takes back its partitions without a rebalance.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException, Message, TopicPartition
 
@@ -34,7 +35,7 @@ from driftline.consumers.common.signals import StopFlag
 from driftline.consumers.ingest.handler import IngestOutputs, PartitionState
 from driftline.schemas.codec import RawMessage, encode
 
-__all__ = ["IngestApp", "IngestSummary"]
+__all__ = ["IdleInputs", "IngestApp", "IngestSummary"]
 
 log = logging.getLogger("driftline.ingest")
 
@@ -52,6 +53,61 @@ class IngestSummary:
     panes: int = 0
     rejected: int = 0
     commits: int = 0
+
+
+InputKey = tuple[bool, int]
+"""An input partition: (is predictions, partition)."""
+
+
+@dataclass
+class IdleInputs:
+    """Which input partitions count as idle: at their end for ``idle_after_s`` of wall time.
+
+    A live stream reaches its end whenever its consumer catches up with its producer, so the
+    end alone is a passing state. Were it taken as idleness at once, the other stream's held
+    events would be released up to its own progress, and this stream's next events, a moment
+    later, would be late for their panes (outcomes lost to the labeled sketches). Like Flink's
+    ``withIdleness``, a partition therefore stops holding the other back only after it has
+    stayed at its end for a grace period; `pending` names those whose idleness the handler
+    has not been told yet.
+    """
+
+    idle_after_s: float
+    clock: Callable[[], float] = time.monotonic
+    _end_since: dict[InputKey, float] = field(default_factory=dict)
+    _told: set[InputKey] = field(default_factory=set)  # idle, and the handler was called with it idle
+
+    def reached_end(self, key: InputKey) -> None:
+        self._end_since.setdefault(key, self.clock())
+
+    def received(self, key: InputKey) -> None:
+        self._end_since.pop(key, None)
+        self._told.discard(key)
+
+    def at_end(self, key: InputKey) -> bool:
+        return key in self._end_since
+
+    def idle(self, key: InputKey) -> bool:
+        since = self._end_since.get(key)
+        return since is not None and self.clock() - since >= self.idle_after_s
+
+    def told(self, key: InputKey) -> None:
+        """The handler was called with ``key`` idle."""
+        self._told.add(key)
+
+    def pending(self, partitions: Sequence[int]) -> list[int]:
+        """Partitions with an input that turned idle since the handler last saw them."""
+        return [p for p in partitions if any(self.idle(k) and k not in self._told for k in ((True, p), (False, p)))]
+
+    def all_idle(self, partitions: Sequence[int]) -> bool:
+        """Every input of ``partitions`` idle and the handler told so: nothing is held back any longer."""
+        keys = [(is_predictions, p) for p in partitions for is_predictions in (True, False)]
+        return bool(keys) and all(key in self._told for key in keys)
+
+    def forget(self, partition: int) -> None:
+        for key in ((True, partition), (False, partition)):
+            self._end_since.pop(key, None)
+            self._told.discard(key)
 
 
 class IngestApp(TransactionalService[PartitionState, IngestSummary]):
@@ -86,8 +142,8 @@ class IngestApp(TransactionalService[PartitionState, IngestSummary]):
         )
         self.settings = cfg.ingest
         self.topics = {name: cfg.kafka.topic(name) for name in ("predictions", "outcomes", "labeled", "panes")}
-        self._at_end: dict[tuple[bool, int], bool] = {}  # (is predictions, partition) -> consumed to the end
-        self._paused: set[tuple[bool, int]] = set()  # (is predictions, partition) paused: far ahead of the other
+        self._inputs = IdleInputs(cfg.ingest.idle_after_s)
+        self._paused: set[InputKey] = set()  # paused: far ahead of the other
         self._pending_out: dict[str, int] = defaultdict(int)
 
     def _restore(self, partition: int, records: list[tuple[bytes, bytes | None]]) -> PartitionState:
@@ -98,33 +154,47 @@ class IngestApp(TransactionalService[PartitionState, IngestSummary]):
         predictions_topic = self.topics["predictions"]
         by_partition: dict[int, tuple[list[RawMessage], list[RawMessage]]] = defaultdict(lambda: ([], []))
         newest: dict[tuple[str, int], Message] = {}  # per input partition: its offsets only move forward
+        at_end: dict[InputKey, bool] = {}  # per input partition: whether its last message was the end
         for message in messages:
             is_predictions = message.topic() == predictions_topic
             partition = message.partition()
             if message.error() is not None and not raise_for_msg_error(message):
-                self._at_end[(is_predictions, partition)] = True  # end of partition: it must not hold the other back
+                at_end[(is_predictions, partition)] = True
                 by_partition[partition]
                 continue
-            self._at_end[(is_predictions, partition)] = False
+            at_end[(is_predictions, partition)] = False
             by_partition[partition][0 if is_predictions else 1].append(to_raw(message))
             newest[(message.topic(), partition)] = message
+        for key, ended in at_end.items():
+            if ended:
+                self._inputs.reached_end(key)
+            else:
+                self._inputs.received(key)
         for message in newest.values():  # the batch's last message per partition carries all its offsets
             self.clients.checkpoint.store_offset(message)
         consumed = sum(len(p) + len(o) for p, o in by_partition.values())
         for partition, (predictions, outcomes) in by_partition.items():
-            state = self.states.get(partition)
-            if state is None:  # assignment callbacks always come first; guard against a broker surprise
+            if partition not in self.states:  # assignment callbacks always come first; guard against a broker surprise
                 raise RuntimeError(f"message from unassigned partition {partition}")
-            out = state.handle(
-                predictions,
-                outcomes,
-                predictions_idle=self._at_end.get((True, partition), False),
-                outcomes_idle=self._at_end.get((False, partition), False),
-            )
-            self._emit(out)
-            self._pace(partition, state)
+            self._handle_partition(partition, predictions, outcomes)
+        self._release_idle()
         self.summary.consumed += consumed
         self._refresh_gauges()
+
+    def _handle_partition(self, partition: int, predictions: list[RawMessage], outcomes: list[RawMessage]) -> None:
+        state = self.states[partition]
+        idle = {key: self._inputs.idle(key) for key in ((True, partition), (False, partition))}
+        out = state.handle(predictions, outcomes, predictions_idle=idle[True, partition],
+                           outcomes_idle=idle[False, partition])
+        for key in (key for key, is_idle in idle.items() if is_idle):
+            self._inputs.told(key)
+        self._emit(out)
+        self._pace(partition, state)
+
+    def _release_idle(self) -> None:
+        """Hand every partition whose input has just turned idle to its handler, so it releases what it held."""
+        for partition in self._inputs.pending(list(self.states)):
+            self._handle_partition(partition, [], [])
 
     def _pace(self, partition: int, state: PartitionState) -> None:
         """Pause the input that is ahead in event time while it holds over a batch of events; resume it after.
@@ -143,7 +213,7 @@ class IngestApp(TransactionalService[PartitionState, IngestSummary]):
         for is_predictions, held, ahead in ((True, state.held_predictions, predictions_ahead),
                                             (False, state.held_outcomes, outcomes_ahead)):
             key = (is_predictions, partition)
-            ahead = ahead and not self._at_end.get((not is_predictions, partition), False)  # else nothing to wait for
+            ahead = ahead and not self._inputs.at_end((not is_predictions, partition))  # else nothing to wait for
             if key not in self._paused and ahead and len(held) > limit:
                 self._paused.add(key)
                 consumer.pause([self._input_partition(is_predictions, partition)])
@@ -159,9 +229,8 @@ class IngestApp(TransactionalService[PartitionState, IngestSummary]):
         return TopicPartition(self.topics["predictions" if is_predictions else "outcomes"], partition)
 
     def _idle(self) -> bool:
-        """Every assigned input partition consumed to its end (and so nothing held back)."""
-        wanted = [(is_predictions, p) for p in self.states for is_predictions in (True, False)]
-        return bool(wanted) and all(self._at_end.get(key, False) for key in wanted)
+        """Every assigned input partition idle (consumed to its end for ``idle_after_s``), so nothing held back."""
+        return self._inputs.all_idle(list(self.states))
 
     def _emit(self, out: IngestOutputs) -> None:
         # a pending changelog counts as one output: the commit must happen even when nothing else was produced
@@ -221,6 +290,7 @@ class IngestApp(TransactionalService[PartitionState, IngestSummary]):
     def _on_empty_poll(self) -> None:
         if self._paused:
             self._resume_all()
+        self._release_idle()
 
     def _forget(self, partition: int) -> None:
         paused = [key for key in self._paused if key[1] == partition]
@@ -230,8 +300,7 @@ class IngestApp(TransactionalService[PartitionState, IngestSummary]):
             except KafkaException as exc:  # lost rather than revoked: the service stops anyway
                 log.warning("could not resume %s: %s", paused, exc)
         self._paused.difference_update(paused)
-        self._at_end.pop((True, partition), None)
-        self._at_end.pop((False, partition), None)
+        self._inputs.forget(partition)
 
 
 def serve(cfg: DriftlineConfig, *, stop: StopFlag, instance_id: str | None = None) -> IngestSummary:

@@ -39,7 +39,7 @@ MAX_PAYLOAD_BYTES = 8192
 SECTIONS: dict[str, dict[str, Any]] = {
     "ingest": {"pane_s": 10.0, "allowed_lateness_s": 10.0, "commit_interval_s": 0.5, "poll_timeout_s": 0.2,
                "max_label_delay_s": 3600.0, "max_payload_bytes": MAX_PAYLOAD_BYTES, "session_timeout_s": 6.0,
-               "transaction_timeout_s": 10.0},
+               "transaction_timeout_s": 10.0, "idle_after_s": 0.5},
     "monitor": {"pane_s": 10.0, "allowed_lateness_s": 10.0, "window_s": 60.0, "step_s": 30.0, "min_samples": 100,
                 "hysteresis_windows": 2, "concept_drop_threshold": 0.1,
                 "commit_interval_s": 0.5, "poll_timeout_s": 0.2, "cooldown_s": 0.0,
