@@ -13,7 +13,9 @@ Three pieces, each usable on its own:
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -50,6 +52,8 @@ _RESERVOIR_COLUMNS: dict[str, tuple[str, ...]] = {
 _STRING_COLUMNS = frozenset({"true", "pred"})
 _PROBABILITY_EPS = float(np.finfo(np.float64).eps)
 _BOOTSTRAP_CELLS = 2_000_000  # resampled values held at once by the bootstrap
+
+log = logging.getLogger(__name__)
 
 
 def _batch_digest(*arrays: np.ndarray) -> int:
@@ -674,7 +678,8 @@ class LossMonitor:
 
     The state is a river detector, which is sequential and *not mergeable*: stage 2 runs one
     monitor per model over the labeled rows of each pane, in event-time order; it is not
-    carried in pane partials.
+    carried in pane partials. `to_dict` / `from_dict` checkpoint it, so a restarted monitor
+    goes on as if it never stopped.
 
     Parameters
     ----------
@@ -724,3 +729,62 @@ class LossMonitor:
                 fired.append(position)
         self._n += len(losses)
         return fired
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe state for a changelog: the settings and the detector's state, exactly.
+
+        ADWIN keeps its window in river's Rust ``AdaptiveWindowing``, whose only exported state
+        is its own byte encoding (``__getstate__``): it is carried as base64. PageHinkley's
+        state is a few floats and a running mean, carried field by field.
+        """
+        detector = self._detector
+        if self.detector == "adwin":
+            state: dict[str, Any] = {"adwin": base64.b64encode(detector._helper.__getstate__()).decode("ascii")}
+        else:
+            state = {
+                "mean_n": detector._x_mean.n, "mean": detector._x_mean._mean,
+                "sum_increase": detector._sum_increase, "sum_decrease": detector._sum_decrease,
+                # infinite until the first loss: JSON has no infinity
+                "min_increase": None if detector._min_increase == math.inf else detector._min_increase,
+                "max_decrease": detector._max_decrease,
+            }
+        state["drift_detected"] = detector.drift_detected  # a detection resets the detector on the next loss
+        return {"detector": self.detector, "params": dict(self.params), "n": self._n, "state": state}
+
+    @classmethod
+    def from_dict(cls, state: Mapping[str, Any]) -> LossMonitor:
+        """Restore `to_dict` output; a detector state it cannot read gives a fresh monitor and a warning.
+
+        An unreadable state (another river version's byte format, a damaged record) must not stop
+        the service: the early signal then restarts from nothing, as it did before checkpoints.
+        Bad settings (``detector``, ``params``) raise as the constructor does.
+        """
+        monitor = cls(state["detector"], **state["params"])
+        try:
+            monitor._load_detector(state["state"])
+            monitor._n = int(state["n"])
+        except BaseException as error:  # a Rust panic on unreadable bytes is pyo3's PanicException, a BaseException
+            if not isinstance(error, Exception) and type(error).__name__ != "PanicException":
+                raise
+            log.warning("unreadable %s state (%s: %s); the loss monitor starts afresh", monitor.detector,
+                        type(error).__name__, error)
+            monitor.reset()
+        return monitor
+
+    def _load_detector(self, state: Mapping[str, Any]) -> None:
+        """Set the fresh detector's state to ``state``; raise when it does not read back as written."""
+        detector = self._detector
+        if self.detector == "adwin":
+            raw = base64.b64decode(state["adwin"], validate=True)
+            helper = detector._helper
+            settings = helper.__getnewargs__()
+            helper.__setstate__(raw)  # river's own unpickling path, fed only the bytes it wrote
+            # the bytes hold the settings too; trailing or misread bytes show as a difference
+            if helper.__getnewargs__() != settings or helper.__getstate__() != raw:
+                raise ValueError("the ADWIN state does not read back as written")
+        else:
+            detector._x_mean.n, detector._x_mean._mean = float(state["mean_n"]), float(state["mean"])
+            detector._sum_increase, detector._sum_decrease = float(state["sum_increase"]), float(state["sum_decrease"])
+            detector._min_increase = math.inf if state["min_increase"] is None else float(state["min_increase"])
+            detector._max_decrease = float(state["max_decrease"])
+        detector._drift_detected = bool(state["drift_detected"])

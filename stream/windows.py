@@ -209,8 +209,10 @@ class WindowEvaluator:
     loss_detector
         river detector ("adwin" or "page_hinkley") fed once per pane, in pane order, with the
         per-row losses of the pane's labeled sample (`LossMonitor`); a rise of the loss is an
-        early signal of the window. None turns it off. Its state is sequential and is not
-        part of `to_dict`: after `load_dict` it starts afresh.
+        early signal of the window. None turns it off. Its state and the panes it has been fed
+        are part of `to_dict`, so after `load_dict` it goes on where it stopped; a state without
+        them (an older checkpoint, another detector, or one river cannot read) gives a fresh
+        detector, which learns the panes still held on the next window.
     seed
         Seed of the concept test's bootstrap.
 
@@ -654,13 +656,25 @@ class WindowEvaluator:
     # --- persistence --------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe state (merged panes and progress) for a changelog; the profile is not included."""
+        """JSON-safe state (merged panes, progress, loss monitor) for a changelog; the profile is not included."""
         return {
             "reference_id": self.profile.reference_id,
             "max_pane_end": None if self._max_pane_end == -math.inf else self._max_pane_end,
             "evaluated_until": None if self._evaluated_until == -math.inf else self._evaluated_until,
             "n_late_partials": self.n_late_partials, "n_foreign": self.n_foreign,
             "panes": [self._pane_state(index, pane) for index, pane in sorted(self._panes.items())],
+            **self.loss_state(),
+        }
+
+    def loss_state(self) -> dict[str, Any]:
+        """The loss monitor's checkpoint and the panes it has been fed (part of `to_dict`).
+
+        Stage 2 keeps pane partials rather than evaluators in its changelog and rebuilds the
+        evaluator from them; this is the one piece of state the partials cannot give back.
+        """
+        return {
+            "loss_monitor": self._loss_monitor.to_dict() if self._loss_monitor is not None else None,
+            "losses_fed_below": None if self._losses_fed_below == -math.inf else self._losses_fed_below,
         }
 
     def _pane_state(self, index: int, pane: _MergedPane) -> dict[str, Any]:
@@ -687,6 +701,17 @@ class WindowEvaluator:
                                   prediction=item["predictions"].get("prediction"),
                                   prediction_score=item["predictions"].get("prediction_score"), labeled=item["labeled"])
             self._panes[int(item["index"])] = self._from_partial(partial)
+        self.load_loss_state(state)
+
+    def load_loss_state(self, state: Mapping[str, Any]) -> None:
+        """Restore `loss_state` output (its keys in ``state``); without them the monitor stays fresh."""
+        monitor = state.get("loss_monitor")  # absent from checkpoints older than the monitor's state
+        if (self._loss_monitor is not None and monitor is not None and monitor["detector"] == self.loss_detector
+                and monitor["params"] == self._loss_monitor.params):
+            self._loss_monitor = LossMonitor.from_dict(monitor)
+            # a monitor that has seen no loss (e.g. an unreadable state) is fresh: it learns the panes still held
+            if self._loss_monitor.n and state.get("losses_fed_below") is not None:
+                self._losses_fed_below = state["losses_fed_below"]
 
 
 def _merge_panes(a: _MergedPane, b: _MergedPane, *, sample_capacity: int | None = None) -> _MergedPane:

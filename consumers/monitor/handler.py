@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -88,12 +89,16 @@ class ModelState:
     last_window_end: float = float("-inf")
     panes: dict[tuple[str, float], PanePartial] = field(default_factory=dict)
     evaluator: WindowEvaluator | None = None
+    restored_loss_state: dict[str, Any] = field(default_factory=dict)  # for the evaluator rebuilt on restore
 
     def to_record(self) -> bytes:
+        """The model's changelog record; the evaluator itself is rebuilt from the kept panes, bar its loss monitor."""
         return orjson.dumps(
             {
                 "alert_state": self.alert_state.to_dict(),
                 "last_window_end": self.last_window_end if self.last_window_end != float("-inf") else None,
+                **({"reference_id": self.evaluator.profile.reference_id, **self.evaluator.loss_state()}
+                   if self.evaluator is not None else {}),
             }
         )
 
@@ -104,6 +109,7 @@ class ModelState:
         return cls(
             alert_state=AlertState.from_dict(data["alert_state"]),
             last_window_end=float("-inf") if last is None else float(last),
+            restored_loss_state=data,
         )
 
 
@@ -255,5 +261,9 @@ class MonitorHandler:
             state = handler.models.setdefault(partial.model, ModelState())
             state.panes[(partial.source, partial.pane_start)] = partial
         for model, state in handler.models.items():
-            handler._ensure_evaluator(model, state)
+            evaluator = handler._ensure_evaluator(model, state)
+            loss_state = state.restored_loss_state
+            if evaluator is not None and loss_state.get("reference_id") == evaluator.profile.reference_id:
+                evaluator.load_loss_state(loss_state)  # goes on where it stopped, not fed the kept panes again
+            state.restored_loss_state = {}
         return handler

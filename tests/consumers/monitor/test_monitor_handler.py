@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 
@@ -14,6 +18,9 @@ from driftline.schemas.events import PredictionEvent
 from driftline.schemas.profiles import PanePartial, ReferenceProfile
 from driftline.stream.panes import PaneAggregator
 from driftline.stream.reference import build_reference
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "stream"))
+from streamsim import labeled_events
 
 SETTINGS = MonitorSettings(pane_s=10.0, window_s=60.0, step_s=30.0, allowed_lateness_s=0.0, min_samples=50,
                            hysteresis_windows=1, cooldown_s=0.0)
@@ -65,6 +72,40 @@ def test_restore_from_changelog_repeats_no_alert_and_misses_none(profile: Refere
     restored = MonitorHandler.restore(SETTINGS, {"m": profile}, changelog, n_sources=2)
     alerts.extend(a.alert_id for a in restored.handle(source1[30:]).alerts)
     assert alerts == expected and len(set(alerts)) == len(alerts)
+
+
+def test_restore_carries_the_loss_monitor_on_without_feeding_it_kept_panes_again() -> None:
+    """The early signal (ADWIN on the per-row loss) after a restart is the one an uninterrupted monitor gives."""
+    rng = np.random.default_rng(50)
+    reference = build_reference(labeled_events(rng, n=3000, t0=0, t1=1, accuracy=0.9), model="m",
+                                model_version="1", task="classification")
+    aggregator = PaneAggregator({"m": reference}, pane_s=60.0, allowed_lateness_s=0.0, source="0")
+    aggregator.add_batch([], labeled_events(rng, n=2000, t0=0, t1=600, accuracy=0.9))
+    aggregator.add_batch([], labeled_events(rng, n=2000, t0=600, t1=1200, accuracy=0.7, first_id=10**6))
+    panes = aggregator.close_panes()
+    before, after = [p for p in panes if p.pane_start < 600], [p for p in panes if p.pane_start >= 600]
+    settings = MonitorSettings(pane_s=60.0, window_s=120.0, step_s=60.0, allowed_lateness_s=0.0, min_samples=100,
+                               hysteresis_windows=1, cooldown_s=0.0)
+
+    def later(handler: MonitorHandler) -> tuple[list[tuple[float, tuple[str, ...]]], int]:
+        out = handler.handle(after)
+        evaluator = handler.models["m"].evaluator
+        assert evaluator is not None
+        return ([(e.result.window_end, e.result.early_signals) for e in out.evaluations],
+                evaluator.loss_state()["loss_monitor"]["n"])
+
+    straight = MonitorHandler(settings, {"m": reference}, n_sources=1)
+    straight.handle(before)
+    expected = later(straight)
+    assert any(s.startswith("concept:") for _, signals in expected[0] for s in signals)
+
+    first = MonitorHandler(settings, {"m": reference}, n_sources=1)
+    changelog = first.handle(before).changelog
+    assert later(MonitorHandler.restore(settings, {"m": reference}, changelog, n_sources=1)) == expected
+    # a model record without it (as written before the loss monitor was checkpointed) starts a fresh one
+    old = [(key, orjson.dumps({k: v for k, v in orjson.loads(value).items() if k in ("alert_state", "last_window_end")})
+            if key.startswith(b"model") and value is not None else value) for key, value in changelog]
+    assert later(MonitorHandler.restore(settings, {"m": reference}, old, n_sources=1)) != expected
 
 
 def test_exporter_bounds_feature_labels(profile: ReferenceProfile) -> None:
