@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from driftline.schemas.events import ClassPrediction, LabeledEvent, PredictionEvent
-from driftline.schemas.profiles import ReferenceProfile
+from driftline.schemas.profiles import PanePartial, ReferenceProfile
 from driftline.stream.columns import Columns
 from driftline.stream.sample import hashed_keys
 
@@ -85,6 +85,28 @@ def labeled_events(rng: np.random.Generator, *, n: int, t0: float, t1: float, ac
             prediction=ClassPrediction(label=label, probabilities={"yes": p_yes, "no": 1 - p_yes}), outcome=truth,
         ))
     return events
+
+
+def accuracy_drop_panes(*, n_reference: int, n_per_half: int, drop_at: float, accuracy_after: float,
+                        pane_s: float, tail_at: float | None = None) -> tuple[ReferenceProfile, list[PanePartial]]:
+    """A classifier's reference (accuracy 0.9) and its labeled panes over ``[0, 2 * drop_at)``.
+
+    The accuracy falls from 0.9 to ``accuracy_after`` at ``drop_at``; one event at ``tail_at``
+    (optional) moves the watermark so that every pane before it closes.
+    """
+    from driftline.stream import PaneAggregator, build_reference
+
+    rng = np.random.default_rng(50)
+    reference = build_reference(labeled_events(rng, n=n_reference, t0=0, t1=1, accuracy=0.9), model="m",
+                                model_version="1", task="classification")
+    aggregator = PaneAggregator({"m": reference}, pane_s=pane_s, allowed_lateness_s=0.0, source="s")
+    aggregator.add_batch([], labeled_events(rng, n=n_per_half, t0=0, t1=drop_at, accuracy=0.9))
+    aggregator.add_batch([], labeled_events(rng, n=n_per_half, t0=drop_at, t1=2 * drop_at,
+                                            accuracy=accuracy_after, first_id=10**6))
+    if tail_at is not None:
+        aggregator.add_batch([], labeled_events(rng, n=1, t0=tail_at, t1=tail_at + 1, accuracy=accuracy_after,
+                                                first_id=10**7))
+    return reference, aggregator.close_panes()
 
 
 def comparable(partial: object) -> dict:

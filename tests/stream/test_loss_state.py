@@ -9,10 +9,10 @@ from collections.abc import Callable
 import numpy as np
 import orjson
 import pytest
-from streamsim import labeled_events
+from streamsim import accuracy_drop_panes
 
 from driftline.schemas.profiles import PanePartial, ReferenceProfile
-from driftline.stream import PaneAggregator, WindowEvaluator, build_reference
+from driftline.stream import WindowEvaluator
 from driftline.stream.concept import LossMonitor
 
 PANE_S = 60.0
@@ -112,14 +112,8 @@ def test_bad_settings_in_a_state_are_refused() -> None:
 @pytest.fixture(scope="module")
 def labeled_stream() -> tuple[ReferenceProfile, list[PanePartial]]:
     """Twenty labeled panes; the model's accuracy falls from 0.9 to 0.8 at t=600."""
-    rng = np.random.default_rng(50)
-    reference = build_reference(labeled_events(rng, n=3000, t0=0, t1=1, accuracy=0.9), model="m",
-                                model_version="1", task="classification")
-    agg = PaneAggregator({"m": reference}, pane_s=PANE_S, allowed_lateness_s=0.0, source="s")
-    agg.add_batch([], labeled_events(rng, n=2000, t0=0, t1=600, accuracy=0.9))
-    agg.add_batch([], labeled_events(rng, n=2000, t0=600, t1=1200, accuracy=0.8, first_id=10**6))
-    agg.add_batch([], labeled_events(rng, n=1, t0=1300, t1=1301, accuracy=0.7, first_id=10**7))
-    return reference, agg.close_panes()
+    return accuracy_drop_panes(n_reference=3000, n_per_half=2000, drop_at=600.0, accuracy_after=0.8, pane_s=PANE_S,
+                               tail_at=1300.0)
 
 
 def _evaluator(reference: ReferenceProfile, detector: str | None) -> WindowEvaluator:

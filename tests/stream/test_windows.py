@@ -7,7 +7,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from streamsim import labeled_events, reference_frame, stream_columns
+from streamsim import accuracy_drop_panes, reference_frame, stream_columns
 
 from driftline.schemas.profiles import PanePartial, ReferenceProfile
 from driftline.stream import PaneAggregator, WindowEvaluator, build_reference
@@ -194,15 +194,10 @@ def test_state_round_trip_mid_stream(profile: ReferenceProfile) -> None:
 
 
 def test_concept_results_come_from_labeled_panes() -> None:
-    rng = np.random.default_rng(50)
-    reference = build_reference(labeled_events(rng, n=4000, t0=0, t1=1, accuracy=0.9), model="m",
-                                model_version="1", task="classification")
-    agg = PaneAggregator({"m": reference}, pane_s=PANE_S, allowed_lateness_s=0.0, source="s")
-    agg.add_batch([], labeled_events(rng, n=3000, t0=0, t1=300, accuracy=0.9))
-    agg.add_batch([], labeled_events(rng, n=3000, t0=300, t1=600, accuracy=0.8, first_id=10**6))
-    agg.add_batch([], labeled_events(rng, n=1, t0=700, t1=701, accuracy=0.8, first_id=10**7))
+    reference, partials = accuracy_drop_panes(n_reference=4000, n_per_half=3000, drop_at=300.0, accuracy_after=0.8,
+                                              pane_s=PANE_S, tail_at=700.0)
     evaluator = WindowEvaluator(reference, window_s=300.0, step_s=300.0, pane_s=PANE_S, min_samples=200)
-    for partial in agg.close_panes():
+    for partial in partials:
         evaluator.add(partial)
     stable, dropped = evaluator.ready(watermark=600.0)
     assert stable.n_labeled == 3000 and not stable.concept_drifted

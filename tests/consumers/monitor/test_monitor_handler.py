@@ -20,7 +20,7 @@ from driftline.stream.panes import PaneAggregator
 from driftline.stream.reference import build_reference
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "stream"))
-from streamsim import labeled_events
+from streamsim import accuracy_drop_panes
 
 SETTINGS = MonitorSettings(pane_s=10.0, window_s=60.0, step_s=30.0, allowed_lateness_s=0.0, min_samples=50,
                            hysteresis_windows=1, cooldown_s=0.0)
@@ -76,13 +76,8 @@ def test_restore_from_changelog_repeats_no_alert_and_misses_none(profile: Refere
 
 def test_restore_carries_the_loss_monitor_on_without_feeding_it_kept_panes_again() -> None:
     """The early signal (ADWIN on the per-row loss) after a restart is the one an uninterrupted monitor gives."""
-    rng = np.random.default_rng(50)
-    reference = build_reference(labeled_events(rng, n=3000, t0=0, t1=1, accuracy=0.9), model="m",
-                                model_version="1", task="classification")
-    aggregator = PaneAggregator({"m": reference}, pane_s=60.0, allowed_lateness_s=0.0, source="0")
-    aggregator.add_batch([], labeled_events(rng, n=2000, t0=0, t1=600, accuracy=0.9))
-    aggregator.add_batch([], labeled_events(rng, n=2000, t0=600, t1=1200, accuracy=0.7, first_id=10**6))
-    panes = aggregator.close_panes()
+    reference, panes = accuracy_drop_panes(n_reference=3000, n_per_half=2000, drop_at=600.0, accuracy_after=0.7,
+                                           pane_s=60.0)
     before, after = [p for p in panes if p.pane_start < 600], [p for p in panes if p.pane_start >= 600]
     settings = MonitorSettings(pane_s=60.0, window_s=120.0, step_s=60.0, allowed_lateness_s=0.0, min_samples=100,
                                hysteresis_windows=1, cooldown_s=0.0)
