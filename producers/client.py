@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from driftline.config import DriftlineConfig, KafkaSettings, ProducerSettings
+from driftline.consumers.common.kafka import produce_waiting
 from driftline.producers.masking import PiiMasker
 from driftline.producers.values import clean_features, to_outcome, to_prediction
 from driftline.schemas.codec import encode
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["DeliveryStats", "DriftlineProducer"]
 
 _POLL_EVERY = 1000
-_BUFFER_FULL_WAIT_S = 0.05
 
 
 class DeliveryStats:
@@ -198,13 +198,7 @@ class DriftlineProducer:
         When librdkafka's local queue is full, serve delivery reports until there is room
         instead of failing the caller.
         """
-        while True:
-            try:
-                self._producer.produce(topic, value, key, headers=headers)
-                break
-            except BufferError:
-                self.stats.buffer_full_waits += 1
-                self._producer.poll(_BUFFER_FULL_WAIT_S)
+        self.stats.buffer_full_waits += produce_waiting(self._producer, topic, value, key, headers=headers)
         self.stats.produced += 1
         self._since_poll += 1
         if self._since_poll >= _POLL_EVERY:

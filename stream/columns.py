@@ -17,7 +17,7 @@ import pandas as pd
 
 from driftline.schemas.events import ClassPrediction, LabeledEvent, PredictionEvent, RankingOutcome, RankingPrediction
 from driftline.schemas.profiles import CategoricalFeatureProfile, NumericFeatureProfile, ReferenceProfile
-from driftline.stream.reference import classification_score
+from driftline.stream.reference import binary_positive, classification_score
 from driftline.stream.sample import event_keys, hashed_keys
 
 __all__ = ["Columns", "LabeledColumns", "columns_from_events", "labeled_columns", "to_float", "to_str"]
@@ -121,8 +121,7 @@ def columns_from_events(events: Sequence[PredictionEvent], profile: ReferencePro
         prediction = to_float(raw_prediction) if numeric_prediction else to_str(raw_prediction)
     score = None
     if profile.prediction_score is not None and isinstance(profile.prediction, CategoricalFeatureProfile):
-        classes = profile.prediction.categories
-        positive = sorted(classes)[-1] if len(classes) == 2 else None
+        positive = binary_positive(profile.prediction.categories)
         score = to_float([classification_score(e.prediction.probabilities, e.prediction.label, positive)
                           if isinstance(e.prediction, ClassPrediction) else None for e in events])
     return Columns(ts, keys, features, prediction, keys, score=score)

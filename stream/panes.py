@@ -25,6 +25,7 @@ from driftline.schemas.events import LabeledEvent, PredictionEvent
 from driftline.schemas.profiles import CategoricalFeatureProfile, PanePartial, ReferenceProfile, SketchData
 from driftline.stream.columns import Columns, LabeledColumns, columns_from_events, labeled_columns
 from driftline.stream.concept import LabeledSketch
+from driftline.stream.reference import binary_positive
 from driftline.stream.sketch import (
     Bins,
     NumericBins,
@@ -61,9 +62,8 @@ class ProfileBins:
     @classmethod
     def of(cls, profile: ReferenceProfile) -> ProfileBins:
         """Bins for ``profile``; the positive class is the last label of a binary classifier."""
-        positive = None
-        if isinstance(profile.prediction, CategoricalFeatureProfile) and len(profile.prediction.categories) == 2:
-            positive = sorted(profile.prediction.categories)[-1]
+        prediction = profile.prediction
+        positive = binary_positive(prediction.categories) if isinstance(prediction, CategoricalFeatureProfile) else None
         score = bins_for(profile.prediction_score) if profile.prediction_score is not None else None
         features = {name: bins_for(f) for name, f in profile.features.items()}
         numeric_bins = {name: b for name, b in features.items() if isinstance(b, NumericBins)}

@@ -10,7 +10,7 @@ For rankings one row is one ranked item.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +30,7 @@ from driftline.stream.sketch import CategoricalBins, NumericBins
 
 __all__ = [
     "RESERVED_COLUMNS",
+    "binary_positive",
     "build_reference",
     "classification_score",
     "events_to_frame",
@@ -174,10 +175,23 @@ def events_to_frame(events: Iterable[PredictionEvent | LabeledEvent]) -> pd.Data
     frame = pd.DataFrame(rows)
     if "probabilities" in frame.columns:
         labels = sorted({str(v) for v in frame["prediction"]} | {str(v) for v in frame.get("outcome", [])})
-        positive = labels[-1] if len(labels) == 2 else None
+        positive = binary_positive(labels)
         frame["score"] = [classification_score(p, label, positive)
                           for p, label in zip(frame.pop("probabilities"), frame["prediction"], strict=True)]
     return frame
+
+
+def binary_positive(labels: Collection[str]) -> str | None:
+    """The positive class of a binary classifier: the last (greatest) of its two labels; None for any other count.
+
+    Its probability is the score a binary classification is monitored by (`classification_score`).
+
+    Examples
+    --------
+    >>> binary_positive(["yes", "no"]), binary_positive(["a", "b", "c"]), binary_positive(["a"])
+    ('yes', None, None)
+    """
+    return max(labels) if len(labels) == 2 else None
 
 
 def classification_score(probabilities: object, label: str, positive: str | None) -> float | None:

@@ -17,7 +17,13 @@ from driftline.config import DriftlineConfig
 from driftline.consumers.ab.handler import ABHandler
 from driftline.consumers.common.dlq import DeadLetterWriter
 from driftline.consumers.common.http import MetricsServer
-from driftline.consumers.common.kafka import consumer_config, make_producer, raise_for_msg_error, to_raw
+from driftline.consumers.common.kafka import (
+    consumer_config,
+    make_producer,
+    raise_for_msg_error,
+    to_raw,
+    topic_partitions,
+)
 from driftline.consumers.common.metrics import Metrics
 from driftline.consumers.common.signals import StopFlag
 from driftline.schemas.codec import decode_batch, encode
@@ -59,12 +65,13 @@ class ABAnalyzer:
             consumer.close()
 
     def _all_partitions(self, consumer: Consumer) -> list[TopicPartition]:
-        metadata = consumer.list_topics(timeout=10)
         assignment = []
         for topic in (self.topics["experiments"], self.topics["labeled"]):
-            if topic not in metadata.topics or metadata.topics[topic].error is not None:
-                raise RuntimeError(f"topic {topic} does not exist; run `driftline topics create`")
-            assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.topics[topic].partitions]
+            try:
+                partitions = topic_partitions(consumer, topic, timeout_s=10)
+            except KeyError as exc:
+                raise RuntimeError(exc.args[0]) from None
+            assignment += [TopicPartition(topic, tp.partition, OFFSET_BEGINNING) for tp in partitions]
         return assignment
 
     def _handle(self, messages: list, dlq: DeadLetterWriter) -> None:

@@ -9,22 +9,12 @@ so in a transactional service the dead letters commit or abort with the batch.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
 
+from driftline.consumers.common.kafka import SupportsProduce, produce_waiting
 from driftline.consumers.common.metrics import Metrics
 from driftline.schemas.codec import Reject
 
 __all__ = ["DeadLetterWriter"]
-
-_BUFFER_FULL_WAIT_S = 0.05
-
-
-class _Producer(Protocol):
-    """The part of confluent-kafka's `Producer` the writer needs."""
-
-    def produce(self, topic: str, value: Any = ..., key: Any = ..., **kwargs: Any) -> None: ...
-
-    def poll(self, timeout: float = ...) -> int: ...
 
 
 class DeadLetterWriter:
@@ -40,7 +30,7 @@ class DeadLetterWriter:
         The service's metric catalog; ``events_rejected`` is labelled with ``metrics.service``.
     """
 
-    def __init__(self, producer: _Producer, topic: str, metrics: Metrics) -> None:
+    def __init__(self, producer: SupportsProduce, topic: str, metrics: Metrics) -> None:
         self.producer = producer
         self.topic = topic
         self.metrics = metrics
@@ -48,12 +38,7 @@ class DeadLetterWriter:
     def send(self, reject: Reject) -> None:
         """Produce the original key and bytes with the reject's headers; count it by reason."""
         message = reject.message
-        while True:
-            try:
-                self.producer.produce(self.topic, value=message.value, key=message.key, headers=reject.dlq_headers())
-                break
-            except BufferError:
-                self.producer.poll(_BUFFER_FULL_WAIT_S)
+        produce_waiting(self.producer, self.topic, message.value, message.key, headers=reject.dlq_headers())
         self.metrics.events_rejected.labels(self.metrics.service, reject.reason.value).inc()
 
     def send_all(self, rejects: Iterable[Reject]) -> int:

@@ -7,13 +7,26 @@ the service says what is done through `Checkpoint`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from driftline.config import KafkaSettings
 from driftline.schemas.codec import RawMessage
+
+if TYPE_CHECKING:
+    from confluent_kafka.admin import AdminClient
 
 __all__ = [
     "DeliveryFailed",
@@ -22,12 +35,20 @@ __all__ = [
     "ensure_changelog",
     "make_consumer",
     "make_producer",
+    "make_reader",
     "partition_count",
+    "produce_and_wait",
+    "produce_waiting",
     "producer_config",
     "raise_for_msg_error",
+    "read_range",
     "read_to_end",
     "to_raw",
+    "topic_partitions",
 ]
+
+BUFFER_FULL_WAIT_S = 0.05
+"""How long `produce_waiting` serves delivery reports when librdkafka's local queue is full."""
 
 
 class KafkaBrokerError(RuntimeError):
@@ -108,6 +129,150 @@ def to_raw(message: Message) -> RawMessage:
     )
 
 
+class SupportsProduce(Protocol):
+    """The part of confluent-kafka's `Producer` that `produce_waiting` needs."""
+
+    def produce(self, topic: str, value: Any = ..., key: Any = ..., **kwargs: Any) -> None: ...
+
+    def poll(self, timeout: float = ...) -> int: ...
+
+
+def produce_waiting(
+    producer: SupportsProduce, topic: str, value: str | bytes | None, key: str | bytes | None, *,
+    wait_s: float = BUFFER_FULL_WAIT_S, **kwargs: Any,
+) -> int:
+    """``producer.produce``, waiting while librdkafka's local queue is full; returns how many times it waited.
+
+    On `BufferError` it serves delivery reports for ``wait_s`` (which frees the queue) and
+    tries again, instead of failing the caller. ``kwargs`` (partition, headers, on_delivery)
+    go to ``produce``.
+    """
+    waits = 0
+    while True:
+        try:
+            producer.produce(topic, value, key, **kwargs)
+            return waits
+        except BufferError:
+            waits += 1
+            producer.poll(wait_s)
+
+
+def produce_and_wait(
+    settings: KafkaSettings, records: Iterable[tuple[str, bytes | None, bytes | None]], *, what: str,
+    timeout_s: float = 30.0,
+) -> int:
+    """Produce ``(topic, value, key)`` records with a producer of their own and wait for every acknowledgement.
+
+    For one-off announcements (a reference profile, a registry decision), not a service's
+    stream of outputs. Returns how many records were sent; raises `DeliveryFailed` naming
+    ``what`` when the broker rejected one or some were still unacknowledged after ``timeout_s``.
+    """
+    errors: list[str] = []
+
+    def on_delivery(error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            errors.append(error.str())
+
+    producer = make_producer(settings)
+    sent = 0
+    for topic, value, key in records:
+        producer.produce(topic, value, key, on_delivery=on_delivery)
+        sent += 1
+    if producer.flush(timeout_s) > 0 or errors:
+        detail = errors[0] if errors else f"no answer within {timeout_s:g} s"
+        raise DeliveryFailed(f"{what} not acknowledged by the broker: {detail}")
+    return sent
+
+
+def topic_partitions(
+    client: Consumer | AdminClient, topic: str, *, timeout_s: float = 30.0, missing_ok: bool = False
+) -> list[TopicPartition]:
+    """Every partition of ``topic`` in order, from the metadata of ``client`` (a `Consumer` or an `AdminClient`).
+
+    `KeyError` when the topic does not exist (or its metadata holds an error); ``[]`` instead
+    with ``missing_ok``.
+    """
+    described = client.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    if described is None or described.error is not None or not described.partitions:
+        if missing_ok:
+            return []
+        raise KeyError(f"topic {topic!r} does not exist; run `driftline topics create`")
+    return [TopicPartition(topic, p) for p in sorted(described.partitions)]
+
+
+def partition_count(settings: KafkaSettings, topic: str, *, timeout_s: float = 30.0) -> int:
+    """Number of partitions of an existing topic; `KeyError` when it does not exist."""
+    from confluent_kafka.admin import AdminClient
+
+    return len(topic_partitions(AdminClient(settings.client_config()), topic, timeout_s=timeout_s))
+
+
+def make_reader(settings: KafkaSettings, group_id: str = "driftline-reader", **overrides: Any) -> Consumer:
+    """A consumer for `read_range`: partition-EOF notices on, large fetches; it is only ever assigned."""
+    defaults = {"enable.partition.eof": True, "fetch.max.bytes": 52_428_800}
+    return Consumer(consumer_config(settings, group_id, **{**defaults, **overrides}))
+
+
+def read_range(
+    consumer: Consumer,
+    starts: Iterable[TopicPartition],
+    ends: Mapping[tuple[str, int], int] | None = None,
+    *,
+    timeout_s: float = 30.0,
+    batch: int = 10_000,
+    poll_s: float = 0.5,
+) -> Iterator[Message]:
+    """Assign ``consumer`` and yield each partition's records from its offset in ``starts`` up to its end.
+
+    The end (not included) is ``ends[(topic, partition)]``, by default the partition's end
+    offset when the read begins. A start may be `OFFSET_BEGINNING` (the partition's first
+    record) or `OFFSET_END` (nothing to read). A partition is done at its end or at a
+    partition-EOF notice (`make_reader` turns them on: after a transaction marker the last
+    record lies before the end offset). The consumer is never subscribed and never commits,
+    so no group's offsets move. Records come as the consumer delivers them, ``batch`` per
+    ``consume`` call of up to ``poll_s``; `TimeoutError` when the read takes over ``timeout_s``.
+    """
+    wanted: dict[tuple[str, int], int] = {}
+    assignment: list[TopicPartition] = []
+    for tp in starts:
+        where = (tp.topic, tp.partition)
+        start, end = tp.offset, None if ends is None else ends[where]
+        if end is None or start in (OFFSET_BEGINNING, OFFSET_END):
+            low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout_s)
+            start = {OFFSET_BEGINNING: low, OFFSET_END: high}.get(start, start)
+            end = high if end is None else end
+        if start < 0:
+            raise ValueError(f"read_range needs absolute start offsets, got {tp}")
+        if start < end:
+            wanted[where] = end
+            assignment.append(TopicPartition(tp.topic, tp.partition, start))
+    if not wanted:
+        return
+    consumer.assign(assignment)
+    deadline = time.monotonic() + timeout_s
+    while wanted:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"reading {_partition_names(wanted)} took over {timeout_s:g} s")
+        for message in consumer.consume(num_messages=batch, timeout=poll_s):
+            usable = raise_for_msg_error(message)
+            where = (message.topic(), message.partition())
+            end = wanted.get(where)
+            if end is None:  # done already: a record past the end, or a notice
+                continue
+            if usable and message.offset() < end:
+                yield message
+            if not usable or message.offset() + 1 >= end:
+                del wanted[where]
+
+
+def _partition_names(where: Iterable[tuple[str, int]]) -> str:
+    """``"t partitions [0, 2]"`` (per topic, comma-separated), for messages."""
+    by_topic: dict[str, list[int]] = {}
+    for topic, partition in sorted(where):
+        by_topic.setdefault(topic, []).append(partition)
+    return ", ".join(f"{topic} partitions {partitions}" for topic, partitions in by_topic.items())
+
+
 def read_to_end(
     settings: KafkaSettings, partitions: Iterable[TopicPartition], *, timeout_s: float = 30.0, **overrides: Any
 ) -> list[Message]:
@@ -116,55 +281,14 @@ def read_to_end(
     Used to restore state from a compacted changelog and to load compacted topics
     (references). Runs its own group-less consumer, so it never moves the caller's offsets.
     """
-    import time
-
-    wanted = list(partitions)
+    wanted = [TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions]
     if not wanted:
         return []
-    consumer = Consumer(
-        consumer_config(
-            settings, "driftline-reader", **{"enable.partition.eof": True, "fetch.max.bytes": 52_428_800, **overrides}
-        )
-    )
+    consumer = make_reader(settings, **overrides)
     try:
-        ends: dict[tuple[str, int], int] = {}
-        starts: list[TopicPartition] = []
-        for tp in wanted:
-            low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
-            if high > low:
-                ends[(tp.topic, tp.partition)] = high
-                starts.append(TopicPartition(tp.topic, tp.partition, low))
-        if not starts:
-            return []
-        consumer.assign(starts)
-        records: list[Message] = []
-        deadline = time.monotonic() + timeout_s
-        remaining = set(ends)
-        while remaining:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {sorted(remaining)} to the end took over {timeout_s} s")
-            for message in consumer.consume(num_messages=10_000, timeout=0.5):
-                where = (message.topic(), message.partition())
-                if raise_for_msg_error(message):
-                    records.append(message)
-                    if message.offset() + 1 >= ends[where]:
-                        remaining.discard(where)
-                else:
-                    remaining.discard(where)
-        return records
+        return list(read_range(consumer, wanted, timeout_s=timeout_s))
     finally:
         consumer.close()
-
-
-def partition_count(settings: KafkaSettings, topic: str, *, timeout_s: float = 30.0) -> int:
-    """Number of partitions of an existing topic; `KeyError` when it does not exist."""
-    from confluent_kafka.admin import AdminClient
-
-    metadata = AdminClient(settings.client_config()).list_topics(topic, timeout=timeout_s)
-    described = metadata.topics.get(topic)
-    if described is None or described.error is not None or not described.partitions:
-        raise KeyError(f"topic {topic!r} does not exist; run `driftline topics create`")
-    return len(described.partitions)
 
 
 def ensure_changelog(settings: KafkaSettings, topic: str, partitions: int, *, timeout_s: float = 30.0) -> None:

@@ -12,7 +12,13 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, TopicPartition
 
 from driftline.config import KafkaSettings
-from driftline.consumers.common.kafka import make_consumer, raise_for_msg_error, read_to_end
+from driftline.consumers.common.kafka import (
+    make_consumer,
+    produce_and_wait,
+    raise_for_msg_error,
+    read_to_end,
+    topic_partitions,
+)
 from driftline.schemas.codec import encode
 from driftline.schemas.profiles import ReferenceProfile
 
@@ -54,8 +60,7 @@ class ReferenceBook:
     def load(self) -> dict[str, ReferenceProfile]:
         """Read the topic to its end and start following it."""
         tail = make_consumer(self.settings, "driftline-references", **{"enable.partition.eof": False})
-        metadata = tail.list_topics(self.topic, timeout=30)
-        partitions = [TopicPartition(self.topic, p) for p in sorted(metadata.topics[self.topic].partitions)]
+        partitions = topic_partitions(tail, self.topic, missing_ok=True)
         ends: list[TopicPartition] = []
         for tp in partitions:
             _low, high = tail.get_watermark_offsets(tp, timeout=30)
@@ -101,15 +106,5 @@ class ReferenceBook:
 
 def publish_profile(settings: KafkaSettings, profile: ReferenceProfile, *, timeout_s: float = 30.0) -> None:
     """Publish a profile on the compacted `references` topic (key = model) and wait for the ack."""
-    from driftline.consumers.common.kafka import DeliveryFailed, make_producer
-
-    producer = make_producer(settings)
-    errors: list[str] = []
-    producer.produce(
-        settings.topic("references"),
-        encode_profile(profile),
-        profile.model.encode(),
-        on_delivery=lambda error, _msg: errors.append(error.str()) if error is not None else None,
-    )
-    if producer.flush(timeout_s) > 0 or errors:
-        raise DeliveryFailed(f"reference {profile.reference_id} not acknowledged: {errors or 'timeout'}")
+    produce_and_wait(settings, [(settings.topic("references"), encode_profile(profile), profile.model.encode())],
+                     what=f"reference {profile.reference_id}", timeout_s=timeout_s)

@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, Producer
 
 from driftline.config import KafkaSettings
 from driftline.consumers.common.checkpoint import Checkpoint
-from driftline.consumers.common.kafka import consumer_config, producer_config
+from driftline.consumers.common.kafka import consumer_config, produce_waiting, producer_config
 
 __all__ = ["TransactionalClients"]
 
@@ -75,12 +75,7 @@ class TransactionalClients:
     def produce(self, topic: str, value: bytes | None, key: bytes | None, partition: int | None = None) -> None:
         """Produce into the open transaction, waiting while the local queue is full."""
         kwargs: dict[str, Any] = {} if partition is None else {"partition": partition}
-        while True:
-            try:
-                self.producer.produce(topic, value, key, **kwargs)
-                return
-            except BufferError:
-                self.producer.poll(0.05)
+        produce_waiting(self.producer, topic, value, key, **kwargs)
 
     def close(self) -> None:
         """Leave the group (revocation commits the last transaction), then flush the producer."""

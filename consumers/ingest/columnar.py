@@ -20,7 +20,7 @@ from driftline.schemas.profiles import CategoricalFeatureProfile, NumericFeature
 from driftline.stream.columns import Columns, LabeledColumns, to_float, to_str
 from driftline.stream.join import Record
 from driftline.stream.panes import PaneAggregator, rows_by_model
-from driftline.stream.reference import classification_score
+from driftline.stream.reference import binary_positive, classification_score
 from driftline.stream.sample import event_keys, hashed_keys
 
 __all__ = ["LabeledRow", "RecordPanes", "columns_from_records", "labeled_columns_from_rows"]
@@ -65,8 +65,7 @@ def columns_from_records(records: Sequence[Record], profile: ReferenceProfile, *
         prediction = to_float(raw_prediction) if numeric_prediction else to_str(raw_prediction)
     score = None
     if profile.prediction_score is not None and isinstance(profile.prediction, CategoricalFeatureProfile):
-        classes = profile.prediction.categories
-        positive = sorted(classes)[-1] if len(classes) == 2 else None
+        positive = binary_positive(profile.prediction.categories)
         score = to_float([classification_score(p.get("probabilities"), p["label"], positive) if _is_class(p) else None
                           for p in predictions])
     return Columns(ts, keys, features, prediction, keys, score=score)

@@ -10,16 +10,15 @@ each of the model's records (key = model), `read_partials` then decodes just the
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import orjson
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from driftline.config import KafkaSettings
-from driftline.consumers.common.kafka import consumer_config, raise_for_msg_error, to_raw
+from driftline.consumers.common.kafka import make_reader, read_range, to_raw, topic_partitions
 from driftline.consumers.common.references import ReferenceBook
 from driftline.consumers.report.builder import ReportError
 from driftline.schemas.codec import decode_batch
@@ -69,12 +68,11 @@ def _partitions(settings: KafkaSettings, logical: str, timeout_s: float) -> list
     The metadata probe keeps librdkafka quiet: an unreachable broker is one `KafkaException`
     for the command to print, not a connection log line every 50 ms until the timeout.
     """
-    topic = settings.topic(logical)
-    metadata = AdminClient(settings.client_config(log_level=0)).list_topics(topic, timeout=timeout_s)
-    described = metadata.topics.get(topic)
-    if described is None or described.error is not None or not described.partitions:
-        raise ReportError(f"topic {topic!r} does not exist; run `driftline topics create`")
-    return [TopicPartition(topic, p) for p in sorted(described.partitions)]
+    try:
+        return topic_partitions(AdminClient(settings.client_config(log_level=0)), settings.topic(logical),
+                                timeout_s=timeout_s)
+    except KeyError as exc:
+        raise ReportError(exc.args[0]) from None
 
 
 def latest_profile(settings: KafkaSettings, model: str, *, timeout_s: float = 30.0) -> ReferenceProfile:
@@ -94,28 +92,13 @@ def latest_profile(settings: KafkaSettings, model: str, *, timeout_s: float = 30
 
 
 def _records(
-    settings: KafkaSettings, topic: str, starts: dict[int, int], ends: dict[int, int], timeout_s: float
+    settings: KafkaSettings, starts: Sequence[TopicPartition], ends: dict[tuple[str, int], int] | None,
+    timeout_s: float,
 ) -> Iterator[Message]:
-    """Records of ``topic`` from ``starts`` up to (not including) ``ends`` per partition, one at a time."""
-    wanted = {p: end for p, end in ends.items() if starts.get(p, end) < end}
-    if not wanted:
-        return
-    consumer = Consumer(consumer_config(settings, "driftline-report", **{"enable.partition.eof": True}))
+    """Records from ``starts`` up to (not including) ``ends`` (default: the current end), one at a time."""
+    consumer = make_reader(settings, "driftline-report")
     try:
-        consumer.assign([TopicPartition(topic, p, starts[p]) for p in wanted])
-        deadline = time.monotonic() + timeout_s
-        while wanted:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic} partitions {sorted(wanted)} took over {timeout_s:g} s")
-            for message in consumer.consume(num_messages=1000, timeout=0.5):
-                partition = message.partition()
-                if partition not in wanted:
-                    continue
-                usable = raise_for_msg_error(message)
-                if usable and message.offset() < wanted[partition]:
-                    yield message
-                if not usable or message.offset() + 1 >= wanted[partition]:
-                    del wanted[partition]
+        yield from read_range(consumer, starts, ends, timeout_s=timeout_s, batch=1000)
     finally:
         consumer.close()
 
@@ -124,16 +107,11 @@ def scan_panes(settings: KafkaSettings, model: str, *, timeout_s: float = 120.0)
     """The header of every record of ``model`` on `panes`, up to the end offsets at the start of the scan."""
     partitions = _partitions(settings, "panes", min(timeout_s, 30.0))
     topic = partitions[0].topic
-    probe = Consumer(consumer_config(settings, "driftline-report", log_level=0))
-    try:
-        bounds = {tp.partition: probe.get_watermark_offsets(tp, timeout=timeout_s) for tp in partitions}
-    finally:
-        probe.close()
     key = model.encode()
     records: list[PaneRecord] = []
     rejected = 0
-    for message in _records(settings, topic, {p: low for p, (low, _) in bounds.items()},
-                            {p: high for p, (_, high) in bounds.items()}, timeout_s):
+    for message in _records(settings, [TopicPartition(topic, tp.partition, OFFSET_BEGINNING) for tp in partitions],
+                            None, timeout_s):
         if message.key() != key:
             continue
         try:
@@ -152,14 +130,17 @@ def read_partials(
     max_payload_bytes: int = 16_777_216,
 ) -> PaneRead:
     """Decode the ``chosen`` records of `panes` (``topic``), in the order given, reading from the first to the last."""
+    if not chosen:
+        return PaneRead([], 0)
     wanted = {(r.partition, r.offset): i for i, r in enumerate(chosen)}
     starts: dict[int, int] = {}
-    ends: dict[int, int] = {}
+    ends: dict[tuple[str, int], int] = {}
     for record in chosen:
         starts[record.partition] = min(starts.get(record.partition, record.offset), record.offset)
-        ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
+        ends[(topic, record.partition)] = max(ends.get((topic, record.partition), 0), record.offset + 1)
     picked = sorted(((wanted[(m.partition(), m.offset())], to_raw(m))
-                     for m in _records(settings, topic, starts, ends, timeout_s)
+                     for m in _records(settings, [TopicPartition(topic, p, o) for p, o in starts.items()], ends,
+                                       timeout_s)
                      if (m.partition(), m.offset()) in wanted), key=lambda pair: pair[0])
     decoded = decode_batch((raw for _, raw in picked), PanePartial, max_payload_bytes=max_payload_bytes)
     return PaneRead(decoded.events, len(decoded.rejects) + len(chosen) - len(picked))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from driftline.config import DriftlineConfig
-from driftline.consumers.common.kafka import make_producer
+from driftline.consumers.common.kafka import produce_and_wait
 from driftline.consumers.retrain.registry import ALIAS_CHAMPION, MlflowRegistry
 from driftline.schemas.codec import encode
 from driftline.schemas.events import ModelEvent, deterministic_id
@@ -31,7 +31,7 @@ def announce_decision(
 ) -> int:
     """Publish the decision (and a new champion's reference); returns how many records were sent.
 
-    Raises `RuntimeError` when the broker did not acknowledge them within ``timeout_s``.
+    Raises `DeliveryFailed` (a `RuntimeError`) when the broker did not acknowledge them within ``timeout_s``.
     """
     now = time.time()
     run_id = registry.client.get_model_version(model, version).run_id or None
@@ -41,15 +41,9 @@ def announce_decision(
         reason=reason, run_id=run_id,
         metrics=registry.version_metrics(model, version),
     )
-    records = [(cfg.kafka.topic("models"), encode(event))]
+    records = [(cfg.kafka.topic("models"), encode(event), model.encode())]
     reference = registry.reference_json(run_id) if action in ("promoted", "rolled_back") and run_id else None
     if reference is not None:  # versions not trained by driftline have none
-        records.append((cfg.kafka.topic("references"), reference.encode()))
-    errors: list[str] = []
-    producer = make_producer(cfg.kafka)
-    for topic, value in records:
-        producer.produce(topic, value, key=model.encode(),
-                         on_delivery=lambda err, _msg: errors.append(err.str()) if err is not None else None)
-    if producer.flush(timeout_s) > 0 or errors:
-        raise RuntimeError(errors[0] if errors else f"broker did not acknowledge within {timeout_s} s")
-    return len(records)
+        records.append((cfg.kafka.topic("references"), reference.encode(), model.encode()))
+    return produce_and_wait(cfg.kafka, records, what=f"decision {action} of {model} version {version}",
+                            timeout_s=timeout_s)

@@ -16,16 +16,15 @@ and ``relevance`` (the target).
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import pandas as pd
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
 from driftline.config import KafkaSettings
-from driftline.consumers.common.kafka import consumer_config, raise_for_msg_error, to_raw
+from driftline.consumers.common.kafka import make_reader, read_range, to_raw, topic_partitions
 from driftline.schemas.codec import decode_one
 from driftline.schemas.events import ClassPrediction, LabeledEvent, RankingOutcome, RankingPrediction
 
@@ -193,9 +192,7 @@ class LabeledReader:
         ``seek_ts`` (default ``start_ts``) is where reading starts by Kafka timestamp, for
         callers that want "what arrived lately" whatever its event time.
         """
-        consumer = Consumer(consumer_config(
-            self.settings, "driftline-retrain-reader", **{"enable.partition.eof": True, "fetch.max.bytes": 52_428_800}
-        ))
+        consumer = make_reader(self.settings, "driftline-retrain-reader")
         try:
             return self._read(consumer, model, start_ts if seek_ts is None else seek_ts, start_ts, end_ts,
                               max_events)
@@ -205,44 +202,25 @@ class LabeledReader:
     def _read(
         self, consumer: Consumer, model: str, seek_ts: float, start_ts: float, end_ts: float, max_events: int | None
     ) -> list[LabeledEvent]:
-        metadata = consumer.list_topics(self.topic, timeout=self.timeout_s).topics[self.topic]
-        if metadata.error is not None:
-            raise RuntimeError(f"topic {self.topic}: {metadata.error.str()}")
+        try:
+            partitions = topic_partitions(consumer, self.topic, timeout_s=self.timeout_s)
+        except KeyError as exc:
+            raise RuntimeError(exc.args[0]) from None
         seek_ms = max(0, int(seek_ts * 1000)) if math.isfinite(seek_ts) else 0
-        wanted = [TopicPartition(self.topic, p, seek_ms) for p in sorted(metadata.partitions)]
-        starts = consumer.offsets_for_times(wanted, timeout=self.timeout_s)
-        ends: dict[int, int] = {}
-        assignment: list[TopicPartition] = []
-        for tp in starts:
-            partition = TopicPartition(self.topic, tp.partition)
-            _low, high = consumer.get_watermark_offsets(partition, timeout=self.timeout_s)
-            if tp.offset < 0 or tp.offset >= high:  # no record at or after start_ts
-                continue
-            ends[tp.partition] = high
-            assignment.append(TopicPartition(self.topic, tp.partition, tp.offset))
-        if not assignment:
-            return []
-        consumer.assign(assignment)
+        found = consumer.offsets_for_times([TopicPartition(self.topic, tp.partition, seek_ms) for tp in partitions],
+                                           timeout=self.timeout_s)
+        # no record at or after seek_ts: nothing to read there
+        starts = [TopicPartition(self.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END) for tp in found]
         events: list[LabeledEvent] = []
-        deadline = time.monotonic() + self.timeout_s
-        remaining = set(ends)
-        while remaining:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {self.topic} partitions {sorted(remaining)} took over {self.timeout_s} s")
-            for message in consumer.consume(num_messages=10_000, timeout=0.1):
-                if not raise_for_msg_error(message):
-                    remaining.discard(message.partition())
-                    continue
-                if message.offset() + 1 >= ends[message.partition()]:
-                    remaining.discard(message.partition())
-                if message.key() is not None and message.key() != model.encode():
-                    continue
-                decoded = decode_one(to_raw(message), LabeledEvent)
-                if not isinstance(decoded, LabeledEvent):
-                    self.rejected += 1
-                    continue
-                if decoded.model == model and start_ts <= decoded.outcome_ts < end_ts:
-                    events.append(decoded)
+        for message in read_range(consumer, starts, timeout_s=self.timeout_s, poll_s=0.1):
+            if message.key() is not None and message.key() != model.encode():
+                continue
+            decoded = decode_one(to_raw(message), LabeledEvent)
+            if not isinstance(decoded, LabeledEvent):
+                self.rejected += 1
+                continue
+            if decoded.model == model and start_ts <= decoded.outcome_ts < end_ts:
+                events.append(decoded)
         events.sort(key=lambda e: (e.ts, e.request_id))
         if max_events is not None and len(events) > max_events:
             events = events[-max_events:]

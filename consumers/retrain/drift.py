@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 
 from driftline.config import KafkaSettings, MonitorSettings
-from driftline.consumers.common.kafka import consumer_config, raise_for_msg_error, read_to_end
+from driftline.consumers.common.kafka import consumer_config, raise_for_msg_error, read_to_end, topic_partitions
+from driftline.consumers.monitor.handler import evaluator_for
 from driftline.schemas.codec import RawMessage, decode_one
 from driftline.schemas.events import DriftAlert, LabeledEvent, PredictionEvent
 from driftline.schemas.profiles import ReferenceProfile
-from driftline.stream import PaneAggregator, WindowEvaluator, WindowResult
+from driftline.stream import PaneAggregator, WindowResult
 
 __all__ = ["check_window", "latest_alert", "latest_reference", "values_by_key"]
 
@@ -26,10 +27,10 @@ def values_by_key(settings: KafkaSettings, topic: str, key: str) -> list[bytes]:
     """Values of the records keyed ``key`` on a topic, oldest first (read to its end)."""
     probe = Consumer(consumer_config(settings, "driftline-retrain-probe"))
     try:
-        partitions = sorted(probe.list_topics(topic, timeout=30).topics[topic].partitions)
+        partitions = topic_partitions(probe, topic, missing_ok=True)
     finally:
         probe.close()
-    records = read_to_end(settings, [TopicPartition(topic, p) for p in partitions])
+    records = read_to_end(settings, partitions)
     keyed = [m for m in records if raise_for_msg_error(m) and m.key() == key.encode() and m.value() is not None]
     return [m.value() for m in sorted(keyed, key=lambda m: m.timestamp()[1])]
 
@@ -65,11 +66,11 @@ def check_window(profile: ReferenceProfile, events: Sequence[LabeledEvent], moni
                                    request_id=e.request_id, features=e.features, prediction=e.prediction)
                    for e in events]
     aggregator.add_batch(predictions, list(events))
-    evaluator = WindowEvaluator(
-        profile, window_s=window_s, step_s=pane_s, pane_s=pane_s, correction=monitor.correction, alpha=monitor.alpha,
-        min_effect=monitor.min_effect, drift_ratio_threshold=monitor.drift_ratio_threshold,
-        min_samples=min(monitor.min_samples, len(events)), concept_relative_drop=monitor.concept_drop_threshold,
-    )
+    # the monitor's evaluator, sliding by one pane, with no lateness (event time only) and at most len(events) samples
+    evaluator = evaluator_for(profile, monitor.model_copy(update={
+        "window_s": window_s, "step_s": pane_s, "allowed_lateness_s": 0.0,
+        "min_samples": min(monitor.min_samples, len(events)),
+    }))
     for partial in aggregator.close_panes():
         evaluator.add(partial)
     results = [r for r in evaluator.ready(aggregator.watermark) if r.data.sufficient]

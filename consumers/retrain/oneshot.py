@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from driftline.config import DriftlineConfig
-from driftline.consumers.common.kafka import make_producer
+from driftline.consumers.common.kafka import produce_and_wait
 from driftline.consumers.retrain.app import build_handler, configure_mlflow_client
 from driftline.consumers.retrain.data import LabeledReader
 from driftline.consumers.retrain.drift import check_window, latest_alert, latest_reference
@@ -122,13 +122,8 @@ def _computed_check(cfg: DriftlineConfig, registry: MlflowRegistry, model: str, 
 def _publish(cfg: DriftlineConfig, registry: MlflowRegistry, result: HandleResult) -> None:
     if not result.outputs:
         return
-    errors: list[str] = []
-    producer = make_producer(cfg.kafka)
-    for output in result.outputs:
-        producer.produce(cfg.kafka.topic(output.topic), output.value, key=output.key,
-                         on_delivery=lambda err, _msg: errors.append(err.str()) if err is not None else None)
-    if producer.flush(15) > 0 or errors:
-        raise RuntimeError(f"decision not acknowledged by the broker: {errors[:1] or 'timeout'}")
+    produce_and_wait(cfg.kafka, [(cfg.kafka.topic(o.topic), o.value, o.key) for o in result.outputs],
+                     what="decision", timeout_s=15)
     if result.run_id:
         registry.mark_published(result.run_id)
 
