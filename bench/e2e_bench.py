@@ -268,10 +268,11 @@ def main() -> None:
             cpu_us = (last[2] - first[2]) / (last[1] - first[1]) * 1e6
             results["ingest CPU per event over that span (all threads, all processes) µs"] = f"{cpu_us:.1f}"
         # `panes` is written in transactions: its end offsets count commit markers the monitor never
-        # commits past, so "done" is: the monitor's committed offsets stopped moving for 3 s.
+        # commits past, so "done" is: the monitor's committed offsets stopped moving for 3 s after
+        # ingest, at the end of its inputs, has waited `idle_after_s` and released the last events.
         panes, _pane_end = _ends(cfg, [cfg.kafka.topic("panes")])
-        seen, stable_since = -1, time.monotonic()
-        while time.monotonic() < deadline and (seen <= 0 or time.monotonic() - stable_since < 3.0):
+        seen, stable_since, quiet_s = -1, time.monotonic(), cfg.ingest.idle_after_s + 3.0
+        while time.monotonic() < deadline and (seen <= 0 or time.monotonic() - stable_since < quiet_s):
             now = committed_offsets(args.bootstrap, cfg.monitor.group_id, panes)
             if now != seen:
                 seen, stable_since = now, time.monotonic()
