@@ -6,9 +6,10 @@ evaluated exactly once, when the watermark reaches its end; partials that arrive
 pane whose windows were already evaluated are counted as late and not applied.
 
 Per numeric feature: KS on the samples (p-value; Smirnov's asymptotic distribution, as
-scipy's ``ks_2samp(method="asymp")``, computed for all features in one vectorised pass),
-PSI and Jensen-Shannon on the bins, Wasserstein on the samples. Per categorical feature: chi-square (p-value), PSI,
-Jensen-Shannon and the rate of categories the reference never saw. A feature drifts when
+scipy's ``ks_2samp(method="asymp")``, computed for all features and the prediction in one
+vectorised pass), PSI and Jensen-Shannon on the bins, Wasserstein on the samples. Per
+categorical feature: chi-square (p-value), PSI, Jensen-Shannon and the rate of categories
+the reference never saw. A feature drifts when
 its p-value, adjusted across the window's features (Benjamini-Hochberg by default), is
 below ``alpha`` *and* its PSI reaches ``min_effect``: huge windows make every p-value tiny,
 the effect floor keeps trivial shifts from counting. A window also has data drift when a
@@ -43,13 +44,15 @@ from driftline.stream.concept import ConceptDriftTest, LabeledSketch, LossMonito
 from driftline.stream.correction import Correction, adjust_p_values
 from driftline.stream.drift import (
     PSI,
+    BinnedScores,
     ChiSquareTest,
     JensenShannon,
-    KSTest,
+    SampleStatistics,
     Statistic,
     Wasserstein,
     binned_scores,
-    sample_distances,
+    ks_p_values,
+    sample_statistics,
 )
 from driftline.stream.panes import ProfileBins
 from driftline.stream.sketch import (
@@ -161,6 +164,17 @@ class _Reference:
         counts = np.append(counts, np.zeros(n_bins - len(counts), dtype=np.int64))  # categorical: no `unseen`
         sample = np.sort(np.asarray(getattr(profile, "sample", ()), dtype=float))
         return cls(counts, int(counts.sum()), sample, float(np.std(sample)) if len(sample) else 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Statistics:
+    """The statistics of one group of sketches (a window's features, or its prediction), before any verdict."""
+
+    references: Mapping[str, _Reference]
+    numeric: dict[str, NumericSketch]  # the sketches with data, in the group's order
+    categorical: dict[str, CategoricalSketch]
+    samples: SampleStatistics  # of the numeric sketches
+    scores: BinnedScores  # of the numeric, then the categorical sketches
 
 
 @dataclass(slots=True)
@@ -290,6 +304,10 @@ class WindowEvaluator:
         # KS and Wasserstein of all numeric features against one cached 2-D array, when the sample sizes allow
         self._reference_samples: list[np.ndarray] | np.ndarray = (
             np.array(numeric_samples) if len({len(sample) for sample in numeric_samples}) == 1 else numeric_samples)
+        # the reference side of every window's null-rate tests, in profile order
+        self._null_reference = (np.array([f.n for f in profile.features.values()], dtype=float),
+                                np.array([f.n_null for f in profile.features.values()], dtype=float))
+        self._feature_rows = {name: row for row, name in enumerate(profile.features)}
         # the reference side of every window's histograms: the same each window
         self._histogram_axes = {
             name: ("numeric" if name in self._bins.numeric else "categorical", tuple(bins.labels()),
@@ -440,8 +458,7 @@ class WindowEvaluator:
         merged = self._merge_window(first, stop)
         loss_signals = self._feed_losses(stop)
         n_events = merged.n_events
-        data, histograms = self._data_drift(merged)
-        prediction = self._prediction_drift(merged.predictions) if data.sufficient else ()
+        data, prediction, histograms = self._drift(merged)
         concept = self._concept(merged.labeled)
         return WindowResult(
             model=self.profile.model, model_version=self.profile.model_version,
@@ -509,100 +526,127 @@ class WindowEvaluator:
 
     # --- tests --------------------------------------------------------------------------
 
-    def _test_all(self, sketches: Mapping[str, Sketch], references: Mapping[str, _Reference]) -> dict[str, list]:
-        """Every test of every non-empty sketch; the first result per feature is its primary test.
+    def _drift(self, merged: _MergedPane) -> tuple[DataDriftResult, list[FeatureResult], dict[str, Histogram]]:
+        """Data and prediction drift of a window, with the histograms.
 
-        KS and Wasserstein of all numeric features come from one vectorised pass
-        (`sample_distances`, equal to scipy's ``ks_2samp(method="asymp")`` and
-        ``wasserstein_distance``), PSI and Jensen-Shannon of all features from another
-        (`binned_scores`, equal to the test classes'); the verdicts are assembled by the test classes.
+        The statistics of the features and of the prediction come first, then their KS
+        p-values from one `ks_p_values` call (most of whose cost is fixed per call), then
+        each group's verdicts (`_judge`): the features adjusted with ``correction``, the
+        prediction's tests with Bonferroni.
         """
-        ks, chi2 = KSTest(threshold=self.alpha, method="asymp"), ChiSquareTest(threshold=self.alpha)
-        psi, js, wasserstein = PSI(threshold=self.min_effect or None), JensenShannon(), Wasserstein()
-        numeric = {name: s for name, s in sketches.items() if isinstance(s, NumericSketch) and s.n > 0}
-        categorical = {name: s for name, s in sketches.items() if isinstance(s, CategoricalSketch) and s.n > 0}
-        reference_samples: Sequence[np.ndarray] = [references[name].sample for name in numeric]
-        if references is self._references and tuple(numeric) == self._bins.numeric:
-            reference_samples = self._reference_samples
-        distances = sample_distances(reference_samples, [s.sample.values for s in numeric.values()],
-                                     sorted_references=True)
-        binned = {**numeric, **categorical}
-        scores = binned_scores([references[name].counts for name in binned], [s.counts for s in binned.values()],
-                               epsilon=psi.epsilon)
-        score_results = {}
-        for i, (name, sketch) in enumerate(binned.items()):
-            sizes = {"n_reference": references[name].n, "n_current": int(sketch.counts.sum())}
-            score_results[name] = (
-                psi.judge(name, Statistic(float(scores.psi[i]), score=float(scores.psi[i])), **sizes),
-                js.judge(name, Statistic(float(scores.jensen_shannon[i]), score=float(scores.jensen_shannon[i])),
-                         **sizes),
-            )
-        tested: dict[str, list] = {}
-        for i, (name, sketch) in enumerate(numeric.items()):
-            reference = references[name]
-            n_ref, n_cur = len(reference.sample), len(sketch.sample.values)
-            distance = float(distances.wasserstein[i])
-            score = distance / reference.sample_std if reference.sample_std > 0 else distance
-            tested[name] = [
-                ks.judge(name, Statistic(float(distances.ks_statistic[i]), p_value=float(distances.ks_p_value[i])),
-                         n_reference=n_ref, n_current=n_cur),
-                *score_results[name],
-                wasserstein.judge(name, Statistic(distance, score=score), n_reference=n_ref, n_current=n_cur),
-            ]
-        for name, sketch in categorical.items():
-            ref_counts = references[name].counts
-            unseen = sketch.unseen_rate
-            tested[name] = [
-                chi2.result(name, ref_counts, sketch.counts),
-                *score_results[name],
-                FeatureResult(feature=name, test="new_category_rate", statistic=unseen, score=unseen,
-                              threshold=self.new_category_rate, drifted=unseen >= self.new_category_rate,
-                              n_reference=references[name].n, n_current=sketch.n),
-            ]
-        return tested
-
-    def _data_drift(self, merged: _MergedPane) -> tuple[DataDriftResult, dict[str, Histogram]]:
         features = self._features(merged)
         histograms = {name: Histogram(*self._histogram_axes[name], tuple(sketch.counts.tolist()))
                       for name, sketch in features.items()}
         if merged.n_events < self.min_samples:
-            return DataDriftResult((), (), 0, 0.0, False, sufficient=False), histograms
-        tested = self._test_all(features, self._references)
-        names = sorted(tested)
-        p_values = np.array([tested[n][0].p_value for n in names], dtype=float)
-        adjusted = adjust_p_values(p_values, self.correction)
-        results: list[FeatureResult] = []
-        drifted_features = []
-        for name, p_adj in zip(names, adjusted, strict=True):
-            primary, psi, *rest = tested[name]
-            drifted = bool(p_adj < self.alpha and (psi.score or 0.0) >= self.min_effect)
-            if drifted:
-                drifted_features.append(name)
-            results.append(primary.model_copy(update={"p_adjusted": float(p_adj), "drifted": drifted}))
-            results.extend([psi, *rest])
-        ratio = len(drifted_features) / len(names) if names else 0.0
+            return DataDriftResult((), (), 0, 0.0, False, sufficient=False), [], histograms
+        data = self._statistics(features, self._references)
+        prediction = self._statistics(merged.predictions, self._prediction_reference)
+        p_values = ks_p_values(np.concatenate([data.samples.ks_statistic, prediction.samples.ks_statistic]),
+                               np.concatenate([data.samples.effective_n, prediction.samples.effective_n]))
+        results, drifted_features = self._judge(data, p_values[:len(data.numeric)], self.correction)
+        n_tested = len(data.numeric) + len(data.categorical)
+        ratio = len(drifted_features) / n_tested if n_tested else 0.0
         flooded = tuple(r.feature for r in results
                         if r.test == "new_category_rate" and r.drifted and r.feature in drifted_features)
         null_results = self._null_rates(features)
         results.extend(null_results)
         nulls = tuple(r.feature for r in null_results if r.drifted)
-        drifted = (bool(names) and ratio >= self.drift_ratio_threshold) or bool(flooded) or bool(nulls)
-        data = DataDriftResult(tuple(results), tuple(drifted_features), len(names), ratio, drifted, sufficient=True,
-                               new_category_features=flooded, null_features=nulls)
-        return data, histograms
+        drifted = (n_tested > 0 and ratio >= self.drift_ratio_threshold) or bool(flooded) or bool(nulls)
+        data_result = DataDriftResult(tuple(results), tuple(drifted_features), n_tested, ratio, drifted,
+                                      sufficient=True, new_category_features=flooded, null_features=nulls)
+        prediction_results, _ = self._judge(prediction, p_values[len(data.numeric):], "bonferroni")
+        return data_result, prediction_results, histograms
+
+    def _statistics(self, sketches: Mapping[str, Sketch], references: Mapping[str, _Reference]) -> _Statistics:
+        """The statistics of every sketch with data, before any p-value or verdict.
+
+        KS and Wasserstein of all numeric sketches come from one vectorised pass
+        (`sample_statistics`, equal to scipy's ``ks_2samp`` statistic and
+        ``wasserstein_distance``), PSI and Jensen-Shannon of all sketches from another
+        (`binned_scores`, equal to the test classes').
+        """
+        numeric = {name: s for name, s in sketches.items() if isinstance(s, NumericSketch) and s.n > 0}
+        categorical = {name: s for name, s in sketches.items() if isinstance(s, CategoricalSketch) and s.n > 0}
+        reference_samples: Sequence[np.ndarray] = [references[name].sample for name in numeric]
+        if references is self._references and tuple(numeric) == self._bins.numeric:
+            reference_samples = self._reference_samples
+        samples = sample_statistics(reference_samples, [s.sample.values for s in numeric.values()],
+                                    sorted_references=True)
+        binned = {**numeric, **categorical}
+        scores = binned_scores([references[name].counts for name in binned], [s.counts for s in binned.values()],
+                               epsilon=PSI().epsilon)  # the floor of `_judge`'s PSI
+        return _Statistics(references, numeric, categorical, samples, scores)
+
+    def _judge(self, tested: _Statistics, p_values: np.ndarray,
+               correction: Correction) -> tuple[list[FeatureResult], list[str]]:
+        """Every test result of a group, feature by feature in name order, and the drifted features.
+
+        A feature's first result is its primary test (KS, or chi-square for categories): it
+        drifts when its p-value, adjusted across the group with ``correction``, is below
+        ``alpha`` and its PSI reaches ``min_effect``. The adjusted p-values are known before
+        the primary results are built, so each is built once, with its verdict; the other
+        results are assembled by the test classes. ``p_values`` are the KS p-values of the
+        group's numeric sketches, in order.
+        """
+        chi2 = ChiSquareTest(threshold=self.alpha)
+        psi, js, wasserstein = PSI(threshold=self.min_effect or None), JensenShannon(), Wasserstein()
+        references = tested.references
+        primary: dict[str, tuple[str, Statistic, int, int]] = {}
+        others: dict[str, list[FeatureResult]] = {}
+        binned = {**tested.numeric, **tested.categorical}
+        for name, sketch, psi_score, js_score in zip(binned, binned.values(), tested.scores.psi.tolist(),
+                                                     tested.scores.jensen_shannon.tolist(), strict=True):
+            n_reference, n_current = references[name].n, sum(sketch.counts.tolist())
+            others[name] = [
+                psi.judge(name, Statistic(psi_score, score=psi_score), n_reference=n_reference, n_current=n_current),
+                js.judge(name, Statistic(js_score, score=js_score), n_reference=n_reference, n_current=n_current)]
+        for (name, numeric), ks_statistic, p_value, distance in zip(
+                tested.numeric.items(), tested.samples.ks_statistic.tolist(), p_values.tolist(),
+                tested.samples.wasserstein.tolist(), strict=True):
+            reference = references[name]
+            n_ref, n_cur = len(reference.sample), len(numeric.sample.values)
+            primary[name] = ("ks", Statistic(ks_statistic, p_value=p_value), n_ref, n_cur)
+            score = distance / reference.sample_std if reference.sample_std > 0 else distance
+            others[name].append(wasserstein.judge(name, Statistic(distance, score=score), n_reference=n_ref,
+                                                  n_current=n_cur))
+        for name, categorical in tested.categorical.items():
+            reference = references[name]
+            primary[name] = ("chi2", chi2.compute(reference.counts, categorical.counts), reference.n,
+                             sum(categorical.counts.tolist()))
+            unseen = categorical.unseen_rate
+            others[name].append(FeatureResult(
+                feature=name, test="new_category_rate", statistic=unseen, score=unseen,
+                threshold=self.new_category_rate, drifted=unseen >= self.new_category_rate, n_reference=reference.n,
+                n_current=categorical.n))
+        names = sorted(primary)
+        adjusted = adjust_p_values(np.array([primary[name][1].p_value for name in names], dtype=float), correction)
+        results: list[FeatureResult] = []
+        drifted_features = []
+        for name, p_adjusted in zip(names, adjusted.tolist(), strict=True):
+            test, statistic, n_reference, n_current = primary[name]
+            drifted = bool(p_adjusted < self.alpha and (others[name][0].score or 0.0) >= self.min_effect)
+            if drifted:
+                drifted_features.append(name)
+            results.append(FeatureResult(feature=name, test=test, statistic=statistic.statistic,
+                                         p_value=statistic.p_value, p_adjusted=p_adjusted, threshold=self.alpha,
+                                         drifted=drifted, n_reference=n_reference, n_current=n_current))
+            results.extend(others[name])
+        return results, drifted_features
 
     def _null_rates(self, sketches: Mapping[str, Sketch]) -> list[FeatureResult]:
         """Per feature with data: chi-square on (non-null, null) counts, Bonferroni across features.
 
         The 2 x 2 Pearson statistic of all features in one vectorised step (equal to
-        ``scipy.stats.chi2_contingency(correction=False)``; no nulls on either side: 0, p = 1).
+        ``scipy.stats.chi2_contingency(correction=False)``; no nulls on either side: 0, p = 1,
+        and ``chi2.sf`` runs only for the features with nulls, usually none).
         """
         names = [name for name, s in sketches.items() if s.n + s.n_null > 0]
         if not names:
             return []
-        profiles = [self.profile.features[name] for name in names]
-        ref_values, ref_nulls = (np.array([p.n for p in profiles], dtype=float),
-                                 np.array([p.n_null for p in profiles], dtype=float))
+        ref_values, ref_nulls = self._null_reference
+        if len(names) < len(ref_values):
+            rows = [self._feature_rows[name] for name in names]
+            ref_values, ref_nulls = ref_values[rows], ref_nulls[rows]
         cur_values = np.array([sketches[n].n for n in names], dtype=float)
         cur_nulls = np.array([sketches[n].n_null for n in names], dtype=float)
         ref_total, cur_total = ref_values + ref_nulls, cur_values + cur_nulls
@@ -611,28 +655,21 @@ class WindowEvaluator:
         cross = ref_values * cur_nulls - ref_nulls * cur_values
         statistic = np.divide((ref_total + cur_total) * cross * cross, denominator, out=np.zeros(len(names)),
                               where=denominator > 0)
-        p_values = np.where(denominator > 0, stats.chi2.sf(statistic, 1), 1.0)
+        p_values = np.ones(len(names))
+        tested = np.flatnonzero(denominator > 0)
+        if len(tested):
+            p_values[tested] = stats.chi2.sf(statistic[tested], 1)
         p_adjusted = adjust_p_values(p_values, "bonferroni")
         increase = cur_nulls / cur_total - ref_nulls / np.maximum(ref_total, 1)
+        drifted = (p_adjusted < self.alpha) & (increase >= self.null_rate_increase)
         return [
-            FeatureResult(feature=name, test="null_rate", statistic=float(statistic[i]), p_value=float(p_values[i]),
-                          p_adjusted=float(p_adjusted[i]), score=float(increase[i]), threshold=self.null_rate_increase,
-                          drifted=bool(p_adjusted[i] < self.alpha and increase[i] >= self.null_rate_increase),
-                          n_reference=int(ref_total[i]), n_current=int(cur_total[i]))
-            for i, name in enumerate(names)
+            FeatureResult(feature=name, test="null_rate", statistic=statistic_i, p_value=p, p_adjusted=p_adj,
+                          score=score, threshold=self.null_rate_increase, drifted=drifted_i, n_reference=n_ref,
+                          n_current=n_cur)
+            for name, statistic_i, p, p_adj, score, drifted_i, n_ref, n_cur in zip(
+                names, statistic.tolist(), p_values.tolist(), p_adjusted.tolist(), increase.tolist(),
+                drifted.tolist(), ref_total.astype(int).tolist(), cur_total.astype(int).tolist(), strict=True)
         ]
-
-    def _prediction_drift(self, sketches: Mapping[str, Sketch]) -> list[FeatureResult]:
-        """Chi-square on the classes (or KS on numeric predictions), KS on classifier scores; Bonferroni over both."""
-        tested = self._test_all(sketches, self._prediction_reference)
-        names = sorted(tested)
-        adjusted = adjust_p_values([tested[n][0].p_value for n in names], "bonferroni")
-        results: list[FeatureResult] = []
-        for name, p_adj in zip(names, adjusted, strict=True):
-            primary, psi, *rest = tested[name]
-            drifted = bool(p_adj < self.alpha and (psi.score or 0.0) >= self.min_effect)
-            results.extend([primary.model_copy(update={"p_adjusted": float(p_adj), "drifted": drifted}), psi, *rest])
-        return results
 
     def _concept(self, labeled: LabeledSketch | None) -> list[MetricResult]:
         if labeled is None or labeled.n == 0 or not self.profile.performance:

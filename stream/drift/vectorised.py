@@ -3,10 +3,12 @@
 scipy's ``ks_2samp`` (exact p-values up to 10 000 values, about 1 ms per call at window
 sample sizes) and ``wasserstein_distance`` sort the same concatenated samples again for
 each call. `sample_distances` sorts the current samples of several features per numpy
-call, merges each with its sorted reference sample in one compiled pass
-(`ks_wasserstein`), which reads both statistics from the same CDF gap, and computes the
-asymptotic p-values not seen before in one call of `kstwo_sf` (scipy's ``kstwo.sf``,
-vectorised; `_ks_p_values`). The KS statistics and p-values equal scipy's
+call and merges each with its sorted reference sample in one compiled pass
+(`ks_wasserstein`), which reads both statistics from the same CDF gap (`sample_statistics`);
+`ks_p_values` computes the asymptotic p-values not seen before in one call of `kstwo_sf`
+(scipy's ``kstwo.sf``, vectorised), whose fixed cost is most of a call: the window
+evaluator takes the statistics of the features and of the prediction first, then their
+p-values together. The KS statistics and p-values equal scipy's
 ``ks_2samp(method="asymp")``, the distances ``wasserstein_distance`` up to the order of
 summation (tests check both); ``bench/core_bench.py`` measures the gain.
 """
@@ -21,7 +23,16 @@ import numpy as np
 from driftline.stream.drift.kolmogorov import kstwo_sf
 from driftline.stream.kernels import binned_distances, ks_wasserstein
 
-__all__ = ["BinnedScores", "SampleDistances", "binned_scores", "clear_p_value_memo", "sample_distances"]
+__all__ = [
+    "BinnedScores",
+    "SampleDistances",
+    "SampleStatistics",
+    "binned_scores",
+    "clear_p_value_memo",
+    "ks_p_values",
+    "sample_distances",
+    "sample_statistics",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,15 +44,20 @@ class SampleDistances:
     wasserstein: np.ndarray
 
 
+@dataclass(frozen=True, slots=True)
+class SampleStatistics:
+    """Per feature: KS statistic, the sample size its p-value takes (0: a side is empty), Wasserstein distance."""
+
+    ks_statistic: np.ndarray
+    effective_n: np.ndarray
+    wasserstein: np.ndarray
+
+
 def sample_distances(references: Sequence[np.ndarray], currents: Sequence[np.ndarray], *,
                      sorted_references: bool = False) -> SampleDistances:
-    """KS and Wasserstein of each ``currents[i]`` against ``references[i]``.
+    """KS and Wasserstein of each ``currents[i]`` against ``references[i]``: `sample_statistics`, then `ks_p_values`.
 
-    Features whose samples have the same sizes are computed together, one numpy call per
-    step for all of them (rows of 2-D arrays; the same operations row by row as one feature
-    alone, so the same values). ``references`` may be a 2-D array of sorted rows (the window
-    evaluator caches one; ``sorted_references`` says they ascend already, which spares the
-    check). Empty samples give statistic 0, p-value 1 and distance 0.
+    Empty samples give statistic 0, p-value 1 and distance 0.
 
     Examples
     --------
@@ -52,6 +68,22 @@ def sample_distances(references: Sequence[np.ndarray], currents: Sequence[np.nda
     >>> expected = stats.ks_2samp(ref, cur, method="asymp")
     >>> bool(d.ks_statistic[0] == expected.statistic), bool(d.ks_p_value[0] == expected.pvalue)
     (True, True)
+    """
+    statistics = sample_statistics(references, currents, sorted_references=sorted_references)
+    return SampleDistances(statistics.ks_statistic, ks_p_values(statistics.ks_statistic, statistics.effective_n),
+                           statistics.wasserstein)
+
+
+def sample_statistics(references: Sequence[np.ndarray], currents: Sequence[np.ndarray], *,
+                      sorted_references: bool = False) -> SampleStatistics:
+    """KS statistic and Wasserstein distance of each ``currents[i]`` against ``references[i]``, without p-values.
+
+    Features whose samples have the same sizes are computed together, one numpy call per
+    step for all of them (rows of 2-D arrays; the same operations row by row as one feature
+    alone, so the same values). ``references`` may be a 2-D array of sorted rows (the window
+    evaluator caches one; ``sorted_references`` says they ascend already, which spares the
+    check). The effective sample size is ``round(n * m / (n + m))``, as scipy's asymptotic
+    p-value takes it; empty samples give statistic 0, distance 0 and size 0.
     """
     k = len(references)
     ks, wasserstein, effective_n = np.zeros(k), np.zeros(k), np.zeros(k)
@@ -69,11 +101,7 @@ def sample_distances(references: Sequence[np.ndarray], currents: Sequence[np.nda
             ks[rows], wasserstein[rows] = _distances(reference, _rows(currents, rows))
         large, small = max(n_ref, n_cur), min(n_ref, n_cur)
         effective_n[group] = np.round(large * small / (large + small))
-    p_values = np.ones(k)
-    tested = np.flatnonzero(effective_n > 0)
-    if len(tested):
-        p_values[tested] = _ks_p_values(ks[tested], effective_n[tested])
-    return SampleDistances(ks, p_values, wasserstein)
+    return SampleStatistics(ks, effective_n, wasserstein)
 
 
 # Values per chunk of rows: the sorted copy of up to 128 KiB is reused from the heap, while a
@@ -100,24 +128,35 @@ _P_VALUE_MEMO_SIZE = 1 << 16
 _p_value_memo: dict[tuple[float, float], float] = {}
 
 
-def _ks_p_values(statistics: np.ndarray, effective_n: np.ndarray) -> np.ndarray:
-    """``kstwo.sf`` memoised per (statistic, n), computing every value not seen yet in one call.
+def ks_p_values(statistics: np.ndarray, effective_n: np.ndarray) -> np.ndarray:
+    """Asymptotic two-sided KS p-values, ``kstwo.sf(statistic, n)``; 1 where ``n`` is 0 (an empty sample).
 
-    scipy's ``kstwo.sf`` evaluates the distribution element by element in Python (~35 us per
-    pair through the Pelz-Good series, ~0.2 ms through Durbin's matrix); `kstwo_sf` gives the
-    same values with the series vectorised over the pairs. A KS statistic of samples of
+    Memoised per (statistic, n), every value not seen yet computed in one call. scipy's
+    ``kstwo.sf`` evaluates the distribution element by element in Python (~35 us per pair
+    through the Pelz-Good series, ~0.2 ms through Durbin's matrix); `kstwo_sf` gives the
+    same values with the series vectorised over the pairs, at a fixed cost of about 0.1 ms
+    a call, so callers gather their pairs into one call. A KS statistic of samples of
     sizes ``n``, ``m`` is a multiple of ``1 / lcm(n, m)``, so once the sample sizes settle
     the same (statistic, n) pairs recur and a lookup replaces the computation. Same inputs,
     same output: the memo changes no result; it is cleared when full.
+
+    Examples
+    --------
+    >>> ks_p_values(np.array([0.0, 0.05]), np.array([0.0, 400.0])).round(4).tolist()
+    [1.0, 0.2612]
     """
-    pairs = list(zip(statistics.tolist(), effective_n.tolist(), strict=True))
-    missing = [pair for pair in dict.fromkeys(pairs) if pair not in _p_value_memo]
-    if missing:
-        if len(_p_value_memo) + len(missing) > _P_VALUE_MEMO_SIZE:
-            _p_value_memo.clear()
-        computed = np.clip(kstwo_sf(*np.array(missing).T), 0.0, 1.0)
-        _p_value_memo.update(zip(missing, computed.tolist(), strict=True))
-    return np.array([_p_value_memo[pair] for pair in pairs])
+    p_values = np.ones(len(statistics))
+    tested = np.flatnonzero(effective_n > 0)
+    if len(tested):
+        pairs = list(zip(statistics[tested].tolist(), effective_n[tested].tolist(), strict=True))
+        missing = [pair for pair in dict.fromkeys(pairs) if pair not in _p_value_memo]
+        if missing:
+            if len(_p_value_memo) + len(missing) > _P_VALUE_MEMO_SIZE:
+                _p_value_memo.clear()
+            computed = np.clip(kstwo_sf(*np.array(missing).T), 0.0, 1.0)
+            _p_value_memo.update(zip(missing, computed.tolist(), strict=True))
+        p_values[tested] = [_p_value_memo[pair] for pair in pairs]
+    return p_values
 
 
 def clear_p_value_memo() -> None:
