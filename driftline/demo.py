@@ -75,7 +75,9 @@ class DemoPlan:
 
     Event time and wall-clock time are separate: ``events / events_per_s`` seconds of event
     time are replayed at ``rate`` records per wall-clock second, so windows of a minute close
-    in about a second.
+    in about a second. The loop is complete at the first registered answer to an alert; when
+    that answer is a challenger (the first alert's window may hold mostly data from before the
+    drift), the demo watches up to ``promotion_wait_s`` longer for a later alert's promotion.
     """
 
     data_dir: Path = Path("var/demo")
@@ -99,6 +101,7 @@ class DemoPlan:
     bootstrap: str | None = None
     tracking_uri: str | None = None
     keep_running: bool = False
+    promotion_wait_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.duration_s <= 0 or self.events <= 0 or self.events_per_s <= 0:
@@ -225,9 +228,10 @@ def verdict(state: DemoState) -> LoopVerdict:
     answers = [d for d in state.decisions if d.alert_id in by_id and d.action in DECISIONS]
     if not answers:
         return LoopVerdict(False, "no registered model version answering the alert on `models` yet", alerts[0])
-    for decision in answers:
-        if decision.version in state.mlflow_versions:
-            return LoopVerdict(True, "", by_id[decision.alert_id], decision)
+    visible = [d for d in answers if d.version in state.mlflow_versions]
+    if visible:
+        decision = next((d for d in visible if d.action == "promoted"), visible[0])
+        return LoopVerdict(True, "", by_id[decision.alert_id], decision)
     return LoopVerdict(False, f"version {answers[0].version} not visible in MLflow yet", by_id[answers[0].alert_id],
                        answers[0])
 
@@ -709,6 +713,7 @@ def watch_loop(plan: DemoPlan, state: DemoState, watcher: LoopWatcher, children:
     """Follow the loop until it completes or the time is up; a service that dies ends the demo."""
     next_progress = time.monotonic() + 5.0
     outcome = verdict(state)
+    settle_until: float | None = None  # complete with a challenger: how long to wait for a promotion
     while time.monotonic() < deadline:
         watcher.poll(state)
         for name, child in children.items():
@@ -721,13 +726,22 @@ def watch_loop(plan: DemoPlan, state: DemoState, watcher: LoopWatcher, children:
             phase("stream sent; waiting for the alert and the retrain")
         outcome = verdict(state)
         if outcome.completed:
-            phase("loop complete")
-            return outcome
+            assert outcome.decision is not None
+            if outcome.decision.action == "promoted" or (settle_until is not None and time.monotonic() >= settle_until):
+                phase("loop complete")
+                return outcome
+            if settle_until is None:
+                settle_until = min(deadline, time.monotonic() + plan.promotion_wait_s)
+                note(f"the first answer is a challenger; watching up to {plan.promotion_wait_s:.0f} s for a "
+                     "later alert's retrain to be promoted")
+            continue
         if time.monotonic() >= next_progress:
             next_progress += 5.0
             note(f"progress: {state.events_in:,.0f} events in, {state.windows_evaluated:.0f} windows, "
                  f"{len(state.alerts)} alerts, {len(state.decisions)} decisions, "
                  f"{len(state.mlflow_versions)} versions — {outcome.missing}")
+    if outcome.completed:
+        phase("loop complete")
     return outcome
 
 

@@ -214,6 +214,57 @@ def test_watch_gives_up_at_the_deadline_with_what_is_missing(tmp_path: Path) -> 
     assert state.simulator_done
 
 
+class _ScriptedWatcher:
+    """Delivers one scripted (alerts, decisions) step per poll, then nothing."""
+
+    def __init__(self, steps: list[tuple[list[DriftAlert], list[ModelEvent]]]) -> None:
+        self.steps = steps
+
+    def poll(self, state: DemoState) -> None:
+        time.sleep(0.01)
+        if self.steps:
+            alerts, decisions = self.steps.pop(0)
+            for alert in alerts:
+                state.add_alert(alert)
+            for decision in decisions:
+                state.add_decision(decision)
+                state.mlflow_versions[decision.version] = decision.action
+
+
+def _watch(steps: list[tuple[list[DriftAlert], list[ModelEvent]]], tmp_path: Path,
+           wait_s: float) -> tuple[LoopVerdict, float]:
+    state = DemoState(model="churn", shift_ts=SHIFT_TS)
+    started = time.monotonic()
+    result = watch_loop(DemoPlan(promotion_wait_s=wait_s), state, _ScriptedWatcher(steps),
+                        {"ingest": _Child(None, tmp_path / "i.log")}, _Child(0, tmp_path / "s.log"),
+                        time.monotonic() + 10, print, print)
+    return result, time.monotonic() - started
+
+
+def test_watch_waits_after_a_challenger_for_a_later_alerts_promotion(tmp_path: Path) -> None:
+    first, second = _alert(SHIFT_TS + 30, alert_id="a1"), _alert(SHIFT_TS + 60, alert_id="a2")
+    steps = [([first], [_decision("a1", action="challenger")]), ([], []), ([second], [_decision("a2", version="2")])]
+    result, _ = _watch(steps, tmp_path, wait_s=5.0)
+    assert result.completed and result.decision is not None
+    assert (result.decision.alert_id, result.decision.action, result.decision.version) == ("a2", "promoted", "2")
+
+
+def test_watch_settles_for_the_challenger_when_no_promotion_comes(tmp_path: Path) -> None:
+    result, elapsed = _watch([([_alert(SHIFT_TS + 30)], [_decision("a1", action="challenger")])], tmp_path,
+                             wait_s=0.5)
+    assert result.completed and result.decision is not None and result.decision.action == "challenger"
+    assert 0.5 <= elapsed < 5  # waited for a promotion, then settled: not until the deadline
+
+
+def test_verdict_prefers_a_promotion_among_the_answers() -> None:
+    alerts = [_alert(SHIFT_TS + 30, alert_id="a1"), _alert(SHIFT_TS + 60, alert_id="a2")]
+    decisions = [_decision("a1", action="challenger"), _decision("a2", version="2")]
+    state = DemoState(model="churn", shift_ts=SHIFT_TS, alerts=alerts, decisions=decisions,
+                      mlflow_versions={"1": "challenger", "2": "champion"})
+    result = verdict(state)
+    assert result.decision is decisions[1] and result.alert is alerts[1]
+
+
 def test_watch_stops_when_a_service_dies(tmp_path: Path) -> None:
     (tmp_path / "m.log").write_text("Traceback: boom\n")
     with pytest.raises(DemoError, match="monitor exited with code 1"):
