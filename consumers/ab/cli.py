@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         config: ConfigOption = None,
     ) -> None:
         """Publish an experiment definition on the compacted `experiments` topic."""
-        from driftline.consumers.common.kafka import make_producer
+        from driftline.consumers.common.kafka import DeliveryFailed, produce_and_wait
         from driftline.schemas.codec import encode
         from driftline.schemas.events import Experiment
 
@@ -53,27 +53,31 @@ def register(app: typer.Typer) -> None:
             experiment_id=experiment_id, ts=time.time(), model=model, metric=metric, alpha=alpha,
             min_samples_per_variant=min_samples, variants=[_parse_variant(v) for v in variant],
         )
-        producer = make_producer(cfg.kafka)
-        producer.produce(cfg.kafka.topic("experiments"), encode(experiment), key=experiment_id.encode())
-        if producer.flush(10):
-            typer.secho("error: the broker did not acknowledge the experiment", fg=typer.colors.RED, err=True)
-            raise typer.Exit(1)
+        try:
+            produce_and_wait(cfg.kafka, [(cfg.kafka.topic("experiments"), encode(experiment), experiment_id.encode())],
+                             what="the experiment", timeout_s=10)
+        except DeliveryFailed as error:
+            typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from None
         typer.echo(f"experiment {experiment_id} created for model {model} ({len(variant)} arms, metric {metric})")
 
     @ab.command("status")
     def status(experiment_id: Annotated[str, typer.Argument()], config: ConfigOption = None) -> None:
         """Print the latest result of an experiment from `ab-results`."""
-        from confluent_kafka import TopicPartition
+        from confluent_kafka.admin import AdminClient
         from rich.console import Console
         from rich.table import Table
 
-        from driftline.consumers.common.kafka import read_to_end
+        from driftline.consumers.common.kafka import read_to_end, topic_partitions
         from driftline.schemas.codec import RawMessage, decode_one
         from driftline.schemas.events import ABResult
 
         cfg = config_or_exit(config)
-        topic = cfg.kafka.topic("ab-results")
-        partitions = [TopicPartition(topic, p) for p in range(cfg.kafka.partitions)]
+        try:  # the broker's partitions: the topic may predate a change of `kafka.partitions`
+            partitions = topic_partitions(AdminClient(cfg.kafka.client_config()), cfg.kafka.topic("ab-results"))
+        except KeyError as error:
+            typer.secho(f"error: {error.args[0]}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from None
         latest: ABResult | None = None
         for message in read_to_end(cfg.kafka, partitions):
             if message.key() == experiment_id.encode():
