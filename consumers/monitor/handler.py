@@ -89,7 +89,6 @@ class ModelState:
     last_window_end: float = float("-inf")
     panes: dict[tuple[str, float], PanePartial] = field(default_factory=dict)
     evaluator: WindowEvaluator | None = None
-    restored_loss_state: dict[str, Any] = field(default_factory=dict)  # for the evaluator rebuilt on restore
 
     def to_record(self) -> bytes:
         """The model's changelog record; the evaluator itself is rebuilt from the kept panes, bar its loss monitor."""
@@ -103,13 +102,12 @@ class ModelState:
         )
 
     @classmethod
-    def from_record(cls, value: bytes) -> ModelState:
-        data = orjson.loads(value)
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelState:
+        """`to_record` parsed; its loss monitor part goes to the rebuilt evaluator (`MonitorHandler.restore`)."""
         last = data.get("last_window_end")
         return cls(
             alert_state=AlertState.from_dict(data["alert_state"]),
             last_window_end=float("-inf") if last is None else float(last),
-            restored_loss_state=data,
         )
 
 
@@ -249,12 +247,14 @@ class MonitorHandler:
         if sources is not None:
             handler.source_progress = {k: float(v) for k, v in orjson.loads(sources).items()}
         panes: list[PanePartial] = []
+        model_records: dict[str, dict[str, Any]] = {}
         for key, value in latest.items():
             if value is None:
                 continue
             kind, _, rest = key.partition(_SEP)
             if kind == _MODEL:
-                handler.models[rest.decode()] = ModelState.from_record(value)
+                model_records[rest.decode()] = record = orjson.loads(value)
+                handler.models[rest.decode()] = ModelState.from_dict(record)
             elif kind == _PANE:
                 panes.append(PanePartial.model_validate_json(value))
         for partial in panes:
@@ -262,8 +262,7 @@ class MonitorHandler:
             state.panes[(partial.source, partial.pane_start)] = partial
         for model, state in handler.models.items():
             evaluator = handler._ensure_evaluator(model, state)
-            loss_state = state.restored_loss_state
-            if evaluator is not None and loss_state.get("reference_id") == evaluator.profile.reference_id:
-                evaluator.load_loss_state(loss_state)  # goes on where it stopped, not fed the kept panes again
-            state.restored_loss_state = {}
+            record = model_records.get(model, {})
+            if evaluator is not None and record.get("reference_id") == evaluator.profile.reference_id:
+                evaluator.load_loss_state(record)  # goes on where it stopped, not fed the kept panes again
         return handler
