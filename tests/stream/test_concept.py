@@ -11,8 +11,9 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.metrics import roc_auc_score
 
-from driftline.stream.concept import ConceptDriftTest, LabeledSketch, LossMonitor, _confusion_metrics
+from driftline.stream.concept import ConceptDriftTest, LabeledSketch, LossMonitor, _auc_replicates, _confusion_metrics
 from driftline.stream.performance import compute_metrics, label_metrics
 
 # --- seeded data ------------------------------------------------------------------------
@@ -177,6 +178,23 @@ def test_vectorised_confusion_metrics_equal_label_metrics(labels: list[str]) -> 
     positive = sketch.positive()
     vectorised = _confusion_metrics(counts[None], seen.index(positive) if positive else None)
     assert {k: float(v[0]) for k, v in vectorised.items()} == pytest.approx(label_metrics(truth, predicted))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 120), decimals=st.integers(0, 3))
+def test_bootstrap_auc_equals_roc_auc_of_each_resample(seed: int, size: int, decimals: int) -> None:
+    """Counting draws per distinct score gives each resample's mid-rank ROC AUC (ties included), NaN for one class."""
+    rng = np.random.default_rng(seed)
+    scores = np.round(rng.random(size), decimals)
+    is_positive = rng.random(size) < rng.random()
+    rows = rng.integers(0, size, size=(8, size))
+    got = _auc_replicates(is_positive, scores, rows)
+    for resample, value in zip(rows, got, strict=True):
+        truth = is_positive[resample]
+        if truth.all() or not truth.any():
+            assert np.isnan(value)
+        else:
+            assert value == pytest.approx(roc_auc_score(truth, scores[resample]), abs=1e-12)
 
 
 @pytest.mark.parametrize(
