@@ -4,12 +4,13 @@
 original bytes and says why, so the caller can forward it to the dead-letter topic with
 `Reject.dlq_headers()` and count it by reason.
 
-`decode_records` is the ingest hot path for predictions and outcomes: it keeps each event
-as the dict ``orjson.loads`` gave, after a structural check that accepts only what the
-pydantic model would accept unchanged (exact key set, exact JSON types, string lengths,
-probabilities in [0, 1]). Anything the check is unsure about goes through `decode_one`,
-so accept/reject decisions and reject reasons are those of the pydantic models; orjson
-refuses NaN, Infinity and numbers that overflow a double, so every float it returns is finite.
+`decode_records` is the ingest hot path for predictions and outcomes: msgspec parses each
+event and checks its shape in one pass (exact key set, JSON types, string lengths; a nested
+prediction or outcome is then checked in Python), accepting only what the pydantic model
+accepts, with pydantic's values, and the event is kept as a dict. Anything it is unsure
+about goes through `decode_one`, so accept/reject decisions and reject reasons are those of
+the pydantic models; msgspec refuses NaN, Infinity and numbers that overflow a double, so
+every float it returns is finite.
 `labeled_json` writes the joined event straight from those dicts.
 """
 
@@ -20,8 +21,9 @@ import math
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Annotated, Any, Generic, Literal, NamedTuple, TypeVar
 
+import msgspec
 import orjson
 from pydantic import BaseModel, ValidationError
 
@@ -202,15 +204,10 @@ def decode_batch(
 # --- the ingest hot path: validated dicts instead of pydantic objects -------------------------
 
 _NAME_MAX = 256
-_PREDICTION_REQUIRED = frozenset({"event_id", "ts", "model", "model_version", "request_id", "features", "prediction"})
-_PREDICTION_KEYS = _PREDICTION_REQUIRED | {"schema_version", "variant", "entity_id"}
-_OUTCOME_REQUIRED = frozenset({"event_id", "ts", "request_id", "model", "outcome"})
-_OUTCOME_KEYS = _OUTCOME_REQUIRED | {"schema_version"}
 _CLASS_KEYS = frozenset({"label", "probabilities"})
 _RANKING_PREDICTION_KEYS = frozenset({"group_id", "items"})
 _RANKED_ITEM_KEYS = frozenset({"item_id", "score"})
 _RANKING_OUTCOME_KEYS = frozenset({"group_id", "relevance"})
-_FEATURE_TYPES = frozenset({float, int, str, type(None)})
 _FLOAT_TYPE = frozenset({float})
 
 
@@ -261,47 +258,61 @@ def _is_outcome(value: Any) -> bool:
             and _FLOAT_TYPE.issuperset(map(type, relevance.values())))
 
 
-def _is_plain_prediction(data: Any) -> bool:
-    """True only when `PredictionEvent.model_validate(data)` accepts ``data`` without changing a value.
-
-    Written out flat (no helper per field): it runs once per prediction.
-    """
-    if type(data) is not dict or not (_PREDICTION_REQUIRED <= data.keys() <= _PREDICTION_KEYS):
-        return False
-    event_id, model, model_version, request_id = (data["event_id"], data["model"], data["model_version"],
-                                                  data["request_id"])
-    if not (type(event_id) is type(model) is type(model_version) is type(request_id) is str
-            and 0 < len(event_id) <= _NAME_MAX and 0 < len(model) <= _NAME_MAX
-            and 0 < len(model_version) <= _NAME_MAX and 0 < len(request_id) <= _NAME_MAX):
-        return False
-    version, variant, entity_id, features = (data.get("schema_version", SCHEMA_VERSION), data.get("variant"),
-                                             data.get("entity_id"), data["features"])
-    return (
-        type(version) is int and version == SCHEMA_VERSION
-        and type(data["ts"]) is float
-        and (variant is None or (type(variant) is str and 0 < len(variant) <= _NAME_MAX))
-        and (entity_id is None or (type(entity_id) is str and 0 < len(entity_id) <= _NAME_MAX))
-        and type(features) is dict and _FEATURE_TYPES.issuperset(map(type, features.values()))
-        and _is_prediction(data["prediction"])
-    )
+# The shapes `decode_records` lets through without pydantic, for msgspec, which checks them in C
+# while it parses. They accept a subset of what the pydantic events accept, with the values
+# pydantic would give (an int ``ts`` becomes a float in both); anything else fails here and goes
+# to pydantic, and tests/schemas/test_codec_records.py holds the two to the same decisions.
+# Ints are bounded to int64 (orjson reads ints past uint64 as floats: pydantic decides those); a nested
+# prediction or outcome is only a dict here and `_is_prediction` / `_is_outcome` check it.
+_Name = Annotated[str, msgspec.Meta(min_length=1, max_length=_NAME_MAX)]
+_Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
-def _is_plain_outcome(data: Any) -> bool:
-    """True only when `OutcomeEvent.model_validate(data)` accepts ``data`` without changing a value."""
-    if type(data) is not dict or not (_OUTCOME_REQUIRED <= data.keys() <= _OUTCOME_KEYS):
-        return False
-    event_id, model, request_id = data["event_id"], data["model"], data["request_id"]
-    version = data.get("schema_version", SCHEMA_VERSION)
-    return (
-        type(event_id) is type(model) is type(request_id) is str
-        and 0 < len(event_id) <= _NAME_MAX and 0 < len(model) <= _NAME_MAX and 0 < len(request_id) <= _NAME_MAX
-        and type(version) is int and version == SCHEMA_VERSION
-        and type(data["ts"]) is float
-        and _is_outcome(data["outcome"])
-    )
+class _PlainPrediction(msgspec.Struct, forbid_unknown_fields=True):
+    event_id: _Name
+    ts: float
+    model: _Name
+    model_version: _Name
+    request_id: _Name
+    features: dict[str, float | _Int | str | None]
+    prediction: float | dict[str, Any]
+    schema_version: Literal[1] = SCHEMA_VERSION
+    variant: _Name | None = None
+    entity_id: _Name | None = None
 
 
-_PLAIN_CHECKS = {PredictionEvent: _is_plain_prediction, OutcomeEvent: _is_plain_outcome}
+class _PlainOutcome(msgspec.Struct, forbid_unknown_fields=True):
+    event_id: _Name
+    ts: float
+    request_id: _Name
+    model: _Name
+    outcome: float | str | dict[str, Any]
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+
+def _plain_prediction(value: bytes) -> dict[str, Any] | None:
+    """The prediction as its validated dict, or None when pydantic must decide."""
+    try:
+        data = msgspec.structs.asdict(_PREDICTION_DECODER.decode(value))
+    except msgspec.MsgspecError:
+        return None
+    prediction = data["prediction"]
+    return data if type(prediction) is float or _is_prediction(prediction) else None
+
+
+def _plain_outcome(value: bytes) -> dict[str, Any] | None:
+    """The outcome as its validated dict, or None when pydantic must decide."""
+    try:
+        data = msgspec.structs.asdict(_OUTCOME_DECODER.decode(value))
+    except msgspec.MsgspecError:
+        return None
+    outcome = data["outcome"]
+    return data if type(outcome) is not dict or _is_outcome(outcome) else None
+
+
+_PREDICTION_DECODER = msgspec.json.Decoder(_PlainPrediction)
+_OUTCOME_DECODER = msgspec.json.Decoder(_PlainOutcome)
+_PLAIN_DECODERS = {PredictionEvent: _plain_prediction, OutcomeEvent: _plain_outcome}
 
 
 @dataclass(slots=True)
@@ -321,22 +332,18 @@ def decode_records(
 ) -> RecordBatch:
     """Decode predictions or outcomes into dicts; same decisions and reasons as `decode_batch`.
 
-    A record the structural check accepts is kept as loaded (pydantic would accept it
-    unchanged); every other one goes through `decode_one`, and if pydantic accepts it after
-    all, its validated, normalised form is kept (e.g. an int ``ts`` becomes a float).
+    A record the msgspec shape accepts is kept as it decoded (pydantic would accept it with
+    the same values); every other one goes through `decode_one`, and if pydantic accepts it
+    after all, its validated, normalised form is kept (e.g. a bool feature stays a bool).
     """
-    is_plain = _PLAIN_CHECKS[event_type]
-    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    plain = _PLAIN_DECODERS[event_type]
     batch = RecordBatch()
     records, values = batch.records, batch.values
     for message in messages:
         value = message.value
         if value is not None and len(value) <= max_payload_bytes:
-            try:
-                data = loads(value)
-            except decode_error:
-                data = None
-            if is_plain(data):
+            data = plain(value)
+            if data is not None:
                 records.append(data)
                 values.append(value)
                 continue

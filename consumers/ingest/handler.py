@@ -6,7 +6,7 @@ JSON bytes, closed pane partials, rejects); `changelog` gives the net state chan
 last call, for the commit; the service loop only moves bytes.
 
 The hot path holds no pydantic objects: events stay the validated dicts `decode_records`
-returns (pydantic decides only the records its structural check is unsure about), they are
+returns (pydantic decides only the records its msgspec shape check is unsure about), they are
 held and released with numpy (``argsort`` on the held times), joined with dicts on
 ``request_id``, written out with `labeled_json`, and sketched from columns.
 
