@@ -21,7 +21,7 @@ import math
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any, Generic, Literal, NamedTuple, TypeVar
+from typing import Annotated, Any, Generic, Literal, NamedTuple, Protocol, TypeVar
 
 import msgspec
 import orjson
@@ -40,6 +40,7 @@ from driftline.schemas.events import (
 
 __all__ = [
     "DecodeResult",
+    "MessageView",
     "RawMessage",
     "RecordBatch",
     "Reject",
@@ -78,6 +79,22 @@ class RawMessage(NamedTuple):
     partition: int = -1
     offset: int = -1
     headers: tuple[tuple[str, bytes], ...] = ()
+
+    def raw(self) -> RawMessage:
+        return self
+
+
+class MessageView(Protocol):
+    """What `decode_records` reads of a message: its value, and the whole `RawMessage` for a reject.
+
+    `RawMessage` is one; a consumer may hand in a view that reads the rest of a message only
+    when it is rejected (most never are).
+    """
+
+    @property
+    def value(self) -> bytes | None: ...
+
+    def raw(self) -> RawMessage: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,7 +342,7 @@ class RecordBatch:
 
 
 def decode_records(
-    messages: Iterable[RawMessage],
+    messages: Iterable[MessageView],
     event_type: type[PredictionEvent] | type[OutcomeEvent],
     *,
     max_payload_bytes: int = 1_048_576,
@@ -347,7 +364,7 @@ def decode_records(
                 records.append(data)
                 values.append(value)
                 continue
-        decoded = decode_one(message, event_type, max_payload_bytes=max_payload_bytes)
+        decoded = decode_one(message.raw(), event_type, max_payload_bytes=max_payload_bytes)
         if isinstance(decoded, Reject):
             batch.rejects.append(decoded)
         else:

@@ -28,12 +28,12 @@ from confluent_kafka import KafkaException, Message, TopicPartition
 
 from driftline.config import DriftlineConfig
 from driftline.consumers.common.http import MetricsServer
-from driftline.consumers.common.kafka import raise_for_msg_error, to_raw
+from driftline.consumers.common.kafka import ConsumedMessage, raise_for_msg_error
 from driftline.consumers.common.metrics import Metrics
 from driftline.consumers.common.service import TransactionalService
 from driftline.consumers.common.signals import StopFlag
 from driftline.consumers.ingest.handler import IngestOutputs, PartitionState
-from driftline.schemas.codec import RawMessage, encode
+from driftline.schemas.codec import encode
 
 __all__ = ["IdleInputs", "IngestApp", "IngestSummary"]
 
@@ -152,19 +152,19 @@ class IngestApp(TransactionalService[PartitionState, IngestSummary]):
 
     def _handle(self, messages: Sequence[Message]) -> None:
         predictions_topic = self.topics["predictions"]
-        by_partition: dict[int, tuple[list[RawMessage], list[RawMessage]]] = defaultdict(lambda: ([], []))
+        by_partition: dict[int, tuple[list[ConsumedMessage], list[ConsumedMessage]]] = defaultdict(lambda: ([], []))
         newest: dict[tuple[str, int], Message] = {}  # per input partition: its offsets only move forward
         at_end: dict[InputKey, bool] = {}  # per input partition: whether its last message was the end
         for message in messages:
-            is_predictions = message.topic() == predictions_topic
-            partition = message.partition()
+            topic, partition = message.topic(), message.partition()
+            is_predictions = topic == predictions_topic
             if message.error() is not None and not raise_for_msg_error(message):
                 at_end[(is_predictions, partition)] = True
                 by_partition[partition]
                 continue
             at_end[(is_predictions, partition)] = False
-            by_partition[partition][0 if is_predictions else 1].append(to_raw(message))
-            newest[(message.topic(), partition)] = message
+            by_partition[partition][0 if is_predictions else 1].append(ConsumedMessage(message))
+            newest[(topic, partition)] = message
         for key, ended in at_end.items():
             if ended:
                 self._inputs.reached_end(key)
@@ -181,7 +181,8 @@ class IngestApp(TransactionalService[PartitionState, IngestSummary]):
         self.summary.consumed += consumed
         self._refresh_gauges()
 
-    def _handle_partition(self, partition: int, predictions: list[RawMessage], outcomes: list[RawMessage]) -> None:
+    def _handle_partition(self, partition: int, predictions: list[ConsumedMessage],
+                          outcomes: list[ConsumedMessage]) -> None:
         state = self.states[partition]
         idle = {key: self._inputs.idle(key) for key in ((True, partition), (False, partition))}
         out = state.handle(predictions, outcomes, predictions_idle=idle[True, partition],

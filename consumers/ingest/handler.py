@@ -43,7 +43,7 @@ import orjson
 
 from driftline.config import IngestSettings
 from driftline.consumers.ingest.columnar import RecordPanes
-from driftline.schemas.codec import RawMessage, Reject, decode_records, labeled_json
+from driftline.schemas.codec import MessageView, RawMessage, Reject, decode_records, labeled_json
 from driftline.schemas.events import OutcomeEvent, PredictionEvent
 from driftline.schemas.profiles import PanePartial, ReferenceProfile
 from driftline.stream.join import JoinStore, Record, labeled_id
@@ -113,8 +113,8 @@ class PartitionState:
 
     def handle(
         self,
-        predictions: Sequence[RawMessage],
-        outcomes: Sequence[RawMessage],
+        predictions: Sequence[MessageView],
+        outcomes: Sequence[MessageView],
         *,
         predictions_idle: bool = False,
         outcomes_idle: bool = False,

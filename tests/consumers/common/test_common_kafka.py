@@ -1,20 +1,24 @@
-"""Kafka adapters on the real broker: read a compacted changelog to its end, typed errors."""
+"""Kafka adapters: read a compacted changelog to its end (real broker), typed errors, the consumed-message view."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import pytest
-from confluent_kafka import KafkaError, Producer, TopicPartition
+from confluent_kafka import KafkaError, Message, Producer, TopicPartition
 
 from driftline.config import KafkaSettings
 from driftline.consumers.common.kafka import (
+    ConsumedMessage,
     KafkaBrokerError,
     consumer_config,
     ensure_changelog,
     partition_count,
     read_to_end,
+    to_raw,
 )
+from driftline.schemas.codec import RawMessage, RejectReason, decode_records
+from driftline.schemas.events import PredictionEvent
 
 
 @pytest.mark.integration
@@ -51,3 +55,15 @@ def test_consumer_defaults_store_no_offsets_and_read_committed() -> None:
 def test_broker_error_is_typed() -> None:
     error = KafkaBrokerError(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
     assert not error.retriable and "TOPIC_AUTHORIZATION_FAILED" in str(error)
+
+
+def test_a_consumed_message_rejected_by_the_decoder_keeps_where_it_came_from() -> None:
+    """The lazy view reads only the value; a reject still carries key, headers and position to the DLQ."""
+    good = Message(topic="predictions", partition=1, offset=7, key=b"r1", value=b"{}", headers=[("trace", b"t1")])
+    view = ConsumedMessage(good)
+    batch = decode_records([view], PredictionEvent)
+    assert batch.records == []
+    [reject] = batch.rejects
+    assert reject.reason is RejectReason.SCHEMA_VIOLATION
+    assert reject.message == RawMessage(b"{}", b"r1", "predictions", 1, 7, (("trace", b"t1"),))
+    assert view.raw() == to_raw(good)
