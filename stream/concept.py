@@ -432,24 +432,29 @@ def _confusion_metrics(counts: np.ndarray, positive_index: int | None) -> dict[s
 def _auc_replicates(is_positive: np.ndarray, scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """ROC AUC of each resample (a row of ``rows``: indices into the sample); NaN where one class is missing.
 
-    Mann-Whitney U with mid-ranks depends only on how often each sample row was drawn: over
-    the sample's distinct scores in order, U = sum of (positives drawn at a score) x
-    (negatives drawn below it + half those drawn at it). Counting draws with one ``bincount``
-    replaces a sort per resample (~10x faster at 1 000 x 2 000); U is a sum of halves, so
-    exact, and the result equals the mid-rank formula value for value.
+    Mann-Whitney U with mid-ranks depends only on how often each sample row was drawn: with
+    the negatives in score order, each drawn positive adds the negatives drawn below its score
+    plus half those drawn at it, read off cumulative counts. One ``bincount`` and one
+    ``cumsum`` replace a sort per resample (~4x faster at 1 000 x 2 000); 2U is an integer,
+    so the result equals the mid-rank formula value for value.
     """
-    distinct, score_group = np.unique(scores, return_inverse=True)
-    n_resamples, n_groups = rows.shape[0], len(distinct)
-    cells = score_group[rows] + n_groups * np.arange(n_resamples)[:, None]
-    drawn_positive = is_positive[rows]
-    positives = np.bincount(cells[drawn_positive], minlength=n_resamples * n_groups).reshape(n_resamples, n_groups)
-    negatives = np.bincount(cells[~drawn_positive], minlength=n_resamples * n_groups).reshape(n_resamples, n_groups)
-    negatives_below = np.cumsum(negatives, axis=1) - negatives
-    u_statistic = (positives * (negatives_below + 0.5 * negatives)).sum(axis=1)
+    n_resamples, sample_size = rows.shape
+    offsets = sample_size * np.arange(n_resamples)[:, None]
+    draws = np.bincount((rows + offsets).ravel(), minlength=n_resamples * sample_size).reshape(n_resamples,
+                                                                                               sample_size)
+    order = np.argsort(scores, kind="stable")
+    positive_in_order = is_positive[order]
+    negative_scores, positive_scores = scores[order[~positive_in_order]], scores[order[positive_in_order]]
+    negatives_up_to = np.zeros((n_resamples, len(negative_scores) + 1), dtype=np.int64)
+    np.cumsum(draws[:, order[~positive_in_order]], axis=1, out=negatives_up_to[:, 1:])
+    below = negatives_up_to[:, np.searchsorted(negative_scores, positive_scores, side="left")]
+    at_or_below = negatives_up_to[:, np.searchsorted(negative_scores, positive_scores, side="right")]
+    positives = draws[:, order[positive_in_order]]
+    twice_u = (positives * (below + at_or_below)).sum(axis=1)
     n_positive = positives.sum(axis=1).astype(np.float64)
-    n_negative = rows.shape[1] - n_positive
+    n_negative = sample_size - n_positive
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where((n_positive > 0) & (n_negative > 0), u_statistic / (n_positive * n_negative), np.nan)
+        return np.where((n_positive > 0) & (n_negative > 0), 0.5 * twice_u / (n_positive * n_negative), np.nan)
 
 
 class ConceptDriftTest:
