@@ -174,13 +174,13 @@ def decode_one(
     try:
         data = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
-        # orjson refuses NaN/Infinity literals; tell those apart from broken JSON.
+        # orjson refuses NaN/Infinity literals; tell those apart from broken JSON. Nesting deeper
+        # than orjson's 1 024 levels exhausts Python's recursion limit here: broken JSON too.
         try:
-            lenient = json.loads(value)
-        except (ValueError, UnicodeDecodeError):
-            return Reject(RejectReason.MALFORMED_JSON, str(exc), message)
-        if _has_non_finite(lenient):
-            return Reject(RejectReason.NON_FINITE, "NaN or Infinity in payload", message)
+            if _has_non_finite(json.loads(value)):
+                return Reject(RejectReason.NON_FINITE, "NaN or Infinity in payload", message)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            pass
         return Reject(RejectReason.MALFORMED_JSON, str(exc), message)
     if not isinstance(data, dict):
         return Reject(RejectReason.SCHEMA_VIOLATION, f"expected a JSON object, got {type(data).__name__}", message)
@@ -311,7 +311,7 @@ def _plain_prediction(value: bytes) -> dict[str, Any] | None:
     """The prediction as its validated dict, or None when pydantic must decide."""
     try:
         data = msgspec.structs.asdict(_PREDICTION_DECODER.decode(value))
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):  # too deep a nesting: let decode_one say so
         return None
     prediction = data["prediction"]
     return data if type(prediction) is float or _is_prediction(prediction) else None
@@ -321,7 +321,7 @@ def _plain_outcome(value: bytes) -> dict[str, Any] | None:
     """The outcome as its validated dict, or None when pydantic must decide."""
     try:
         data = msgspec.structs.asdict(_OUTCOME_DECODER.decode(value))
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):  # too deep a nesting: let decode_one say so
         return None
     outcome = data["outcome"]
     return data if type(outcome) is not dict or _is_outcome(outcome) else None

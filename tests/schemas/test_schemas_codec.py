@@ -19,6 +19,7 @@ from driftline.schemas import (
     decode_one,
     encode,
 )
+from driftline.schemas.codec import decode_records
 
 PREDICTIONS = {
     "regression": 12.5,
@@ -126,3 +127,22 @@ def test_encode_leaves_out_unset_optionals_and_is_compact() -> None:
     assert "variant" not in payload and "entity_id" not in payload
     assert payload["schema_version"] == 1
     assert payload["features"]["missing"] is None
+
+
+DEEP = {
+    "arrays": b"[" * 2_000 + b"]" * 2_000,
+    "objects_in_a_prediction": _payload()[:-1].replace(b'"prediction":1.0', b'"prediction":' + b'{"x":' * 100_000 + b"1"
+                                                       + b"}" * 100_000),
+    "nan_under_the_nesting": b'{"a":' * 5_000 + b"NaN" + b"}" * 5_000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEEP))
+@pytest.mark.parametrize("event_type", [PredictionEvent, OutcomeEvent])
+def test_nesting_too_deep_to_parse_is_malformed_json_not_a_crash(name: str, event_type: type) -> None:
+    """Past orjson's 1 024 levels the lenient re-parse ran out of Python's stack and raised."""
+    value = DEEP[name]
+    batch = decode_batch([_raw(value)], event_type, max_payload_bytes=10_000_000)
+    records = decode_records([_raw(value)], event_type, max_payload_bytes=10_000_000)
+    assert batch.events == records.records == []
+    assert [r.reason for r in batch.rejects] == [r.reason for r in records.rejects] == [RejectReason.MALFORMED_JSON]
