@@ -135,6 +135,9 @@ class IngestSettings(TransactionalServiceSettings):
     idle_after_s: float = Field(
         5.0, ge=0, description="wall-clock seconds an input partition must stay at its end before it counts as "
         "idle and stops holding the other stream back")
+    max_future_s: float | None = Field(
+        86_400.0, gt=0, description="an event whose ts is further ahead of the wall clock than this goes to dlq "
+        "(ts_in_future): one such event, e.g. in milliseconds, would make every later event late; none = no limit")
 
 
 class MonitorSettings(TransactionalServiceSettings):

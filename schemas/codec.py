@@ -65,6 +65,7 @@ class RejectReason(StrEnum):
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
     UNKNOWN_MODEL = "unknown_model"
+    TS_IN_FUTURE = "ts_in_future"
 
 
 class RawMessage(NamedTuple):
@@ -346,12 +347,15 @@ def decode_records(
     event_type: type[PredictionEvent] | type[OutcomeEvent],
     *,
     max_payload_bytes: int = 1_048_576,
+    max_ts: float = math.inf,
 ) -> RecordBatch:
     """Decode predictions or outcomes into dicts; same decisions and reasons as `decode_batch`.
 
     A record the msgspec shape accepts is kept as it decoded (pydantic would accept it with
     the same values); every other one goes through `decode_one`, and if pydantic accepts it
     after all, its validated, normalised form is kept (e.g. a bool feature stays a bool).
+    A valid event whose ``ts`` is after ``max_ts`` is rejected as `RejectReason.TS_IN_FUTURE`:
+    one such event would move the watermark past every event that follows it.
     """
     plain = _PLAIN_DECODERS[event_type]
     batch = RecordBatch()
@@ -360,13 +364,17 @@ def decode_records(
         value = message.value
         if value is not None and len(value) <= max_payload_bytes:
             data = plain(value)
-            if data is not None:
+            if data is not None and data["ts"] <= max_ts:
                 records.append(data)
                 values.append(value)
                 continue
         decoded = decode_one(message.raw(), event_type, max_payload_bytes=max_payload_bytes)
         if isinstance(decoded, Reject):
             batch.rejects.append(decoded)
+        elif decoded.ts > max_ts:  # type: ignore[union-attr]  # both event types have one
+            batch.rejects.append(Reject(
+                RejectReason.TS_IN_FUTURE,
+                f"ts {decoded.ts!r} is after {max_ts!r}, the latest event time accepted now", message.raw()))
         else:
             records.append(_set_fields_deep(decoded))
             values.append(value)  # type: ignore[arg-type]  # accepted, so not None

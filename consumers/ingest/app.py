@@ -186,7 +186,7 @@ class IngestApp(TransactionalService[PartitionState, IngestSummary]):
         state = self.states[partition]
         idle = {key: self._inputs.idle(key) for key in ((True, partition), (False, partition))}
         out = state.handle(predictions, outcomes, predictions_idle=idle[True, partition],
-                           outcomes_idle=idle[False, partition])
+                           outcomes_idle=idle[False, partition], wall_clock_s=time.time())
         for key in (key for key, is_idle in idle.items() if is_idle):
             self._inputs.told(key)
         self._emit(out)

@@ -118,16 +118,20 @@ class PartitionState:
         *,
         predictions_idle: bool = False,
         outcomes_idle: bool = False,
+        wall_clock_s: float | None = None,
     ) -> IngestOutputs:
         """Decode a batch, release what both streams have passed, join and aggregate it.
 
         ``predictions_idle`` / ``outcomes_idle``: that input partition is at its end, so it
-        must not hold the other back. Rejects are returned, never raised.
+        must not hold the other back. ``wall_clock_s``: now, for the ``max_future_s`` check
+        (None: no check). Rejects are returned, never raised.
         """
         out = IngestOutputs(predictions_in=len(predictions), outcomes_in=len(outcomes))
         limit = self.settings.max_payload_bytes
-        decoded = decode_records(predictions, PredictionEvent, max_payload_bytes=limit)
-        decoded_outcomes = decode_records(outcomes, OutcomeEvent, max_payload_bytes=limit)
+        max_future_s = self.settings.max_future_s
+        max_ts = math.inf if wall_clock_s is None or max_future_s is None else wall_clock_s + max_future_s
+        decoded = decode_records(predictions, PredictionEvent, max_payload_bytes=limit, max_ts=max_ts)
+        decoded_outcomes = decode_records(outcomes, OutcomeEvent, max_payload_bytes=limit, max_ts=max_ts)
         out.rejects = decoded.rejects + decoded_outcomes.rejects
         self._prediction_changes.put(list(map(_request_id_of, decoded.records)), decoded.values)
         self._outcome_changes.put(list(map(_request_id_of, decoded_outcomes.records)), decoded_outcomes.values)

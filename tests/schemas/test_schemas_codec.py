@@ -97,7 +97,8 @@ def test_each_bad_message_is_rejected_with_its_reason(reason: RejectReason, valu
 
 
 def test_every_reject_reason_the_decoder_can_give_is_covered() -> None:
-    assert set(REJECTS) == set(RejectReason) - {RejectReason.UNKNOWN_MODEL}  # unknown_model is the services' call
+    # unknown_model is the services' call; ts_in_future needs the wall clock: decode_records (tested below)
+    assert set(REJECTS) == set(RejectReason) - {RejectReason.UNKNOWN_MODEL, RejectReason.TS_IN_FUTURE}
 
 
 def test_dlq_headers_carry_reason_detail_and_source() -> None:
@@ -146,3 +147,18 @@ def test_nesting_too_deep_to_parse_is_malformed_json_not_a_crash(name: str, even
     records = decode_records([_raw(value)], event_type, max_payload_bytes=10_000_000)
     assert batch.events == records.records == []
     assert [r.reason for r in batch.rejects] == [r.reason for r in records.rejects] == [RejectReason.MALFORMED_JSON]
+
+
+@pytest.mark.parametrize("event_type", [PredictionEvent, OutcomeEvent])
+def test_an_event_after_the_latest_accepted_time_is_rejected_with_its_message(event_type: type) -> None:
+    """Checked on both decoding paths: msgspec's, and pydantic's (an int ts is valid, normalised to a float)."""
+    outcome = {"event_id": "o1", "ts": 1_700_000_000.5, "request_id": "r1", "model": "m", "outcome": "dog"}
+    base = _payload() if event_type is PredictionEvent else orjson.dumps(outcome)
+    as_int = base.replace(b'"ts":1700000000.5', b'"ts":1700000001')
+    values = [base, as_int, base.replace(b'"ts":1700000000.5', b'"ts":1700000002.0')]
+    batch = decode_records([_raw(v) for v in values], event_type, max_ts=1_700_000_001.0)
+    assert [r["ts"] for r in batch.records] == [1_700_000_000.5, 1_700_000_001.0]
+    [reject] = batch.rejects
+    assert (reject.reason, reject.message.value, reject.message.offset) == (RejectReason.TS_IN_FUTURE, values[2], 41)
+    assert "1700000002.0 is after 1700000001.0" in reject.detail
+    assert decode_records([_raw(v) for v in values], event_type).rejects == []  # no limit by default

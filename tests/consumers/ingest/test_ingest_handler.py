@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from driftline.config import IngestSettings
 from driftline.consumers.ingest.handler import IngestOutputs, PartitionState
 from driftline.producers.simulator import Simulator
-from driftline.schemas.codec import RawMessage
+from driftline.schemas.codec import RawMessage, RejectReason
 from driftline.schemas.events import LabeledEvent
 from driftline.stream.reference import build_reference
 
@@ -79,6 +80,33 @@ def test_malformed_records_become_rejects() -> None:
     assert rejects
     assert {r.reason.value for r in rejects} <= {"malformed_json", "schema_violation", "non_finite",
                                                 "payload_too_large", "unknown_schema_version"}
+
+
+@pytest.mark.parametrize("check_the_clock", [True, False])
+def test_an_event_time_far_in_the_future_is_rejected_instead_of_stalling_the_partition(check_the_clock: bool) -> None:
+    """A prediction with its ts in milliseconds (~55 000 years ahead) waits in the hold until the inputs go
+    idle (a pause in traffic); released then, it moves the watermark so far that every later event is late."""
+    sim, batches = stream()
+    first_predictions, first_outcomes = batches[0]
+    in_millis = orjson.loads(first_predictions[0].value)
+    in_millis.update(ts=in_millis["ts"] * 1000, request_id="ms", event_id="ms:p")
+    batches[0] = ([RawMessage(orjson.dumps(in_millis), b"ms", "predictions", 0, 99), *first_predictions],
+                  first_outcomes)
+    now = orjson.loads(batches[-1][0][-1].value)["ts"]  # the stream's last prediction
+    state = PartitionState(0, SETTINGS, profiles(sim))
+    half = len(batches) // 2
+    pause = ([], [])  # both inputs at their end for a while: everything held is released
+    outputs = [state.handle(*step, predictions_idle=step is pause, outcomes_idle=step is pause,
+                            wall_clock_s=now if check_the_clock else None)
+               for step in [*batches[:half], pause, *batches[half:], pause]]
+    rejects = [r for out in outputs for r in out.rejects]
+    late = sum(n for out in outputs for n in out.late_by_model.values())
+    if check_the_clock:
+        assert [(r.reason, r.message.offset) for r in rejects] == [(RejectReason.TS_IN_FUTURE, 99)]
+        assert "is after" in rejects[0].detail
+        assert late == 0 and len(labeled(outputs)) == 1200
+    else:
+        assert rejects == [] and late > 1000  # the harm the check prevents
 
 
 @pytest.mark.parametrize("batches_per_commit", [1, 4])
