@@ -37,7 +37,15 @@ from driftline.stream.sketch import (
     sketch_from_data,
 )
 
-__all__ = ["AggregatorCounters", "LabeledColumnsOf", "PaneAggregator", "ProfileBins", "rows_by_model"]
+__all__ = [
+    "OTHER_MODELS", "UNMONITORED_MODELS_KEPT", "AggregatorCounters", "LabeledColumnsOf", "PaneAggregator",
+    "ProfileBins", "rows_by_model",
+]
+
+UNMONITORED_MODELS_KEPT = 100
+"""Models without a profile counted by name; later ones are counted together as `OTHER_MODELS`, so
+a producer that writes an id into ``model`` cannot grow the state (and its changelog snapshot)."""
+OTHER_MODELS = "_other"
 
 LabeledColumnsOf = Callable[[np.ndarray, str, str | None], LabeledColumns]
 """``(row positions, task, positive label) -> LabeledColumns`` of labeled rows held in any form."""
@@ -180,7 +188,8 @@ class PaneAggregator:
 
     @property
     def counters(self) -> AggregatorCounters:
-        """Cumulative counts per model: applied, late, unmonitored (no profile), labeled rows."""
+        """Cumulative counts per model: applied, late, unmonitored (no profile; see `UNMONITORED_MODELS_KEPT`),
+        labeled rows."""
         return AggregatorCounters(dict(self._applied), dict(self._late), dict(self._unmonitored),
                                   dict(self._labeled))
 
@@ -316,7 +325,10 @@ class PaneAggregator:
         """A model's bins and its on-time rows, counting the others as late (all as unmonitored without a profile)."""
         bins = self._bins.get(model)
         if bins is None:
-            self._unmonitored[model] += len(rows)
+            unmonitored = self._unmonitored
+            if model not in unmonitored and len(unmonitored) >= UNMONITORED_MODELS_KEPT:
+                model = OTHER_MODELS
+            unmonitored[model] += len(rows)
             return None, rows[:0]
         kept = rows[on_time[rows]]
         self._count_late(model, len(rows) - len(kept))

@@ -55,6 +55,11 @@ class Metrics:
             registry=r,
         )
         self.panes_emitted = Counter("driftline_panes_emitted", "Pane partials produced", ["model"], registry=r)
+        self.unmonitored_events = Counter(
+            "driftline_unmonitored_events", "Predictions and labeled rows of a model without a reference profile: "
+            "joined and labeled, not monitored (past 100 such models, the others as model _other)", ["model"],
+            registry=r,
+        )
         # evaluation and drift (monitor)
         self.windows_evaluated = Counter(
             "driftline_windows_evaluated", "Windows evaluated", ["model"], registry=r

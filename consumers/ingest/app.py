@@ -252,6 +252,8 @@ class IngestApp(TransactionalService[PartitionState, IngestSummary]):
         m.join.labels(result="expired").inc(out.join_expired)
         for model, late in out.late_by_model.items():
             m.late_events.labels(service=service, model=model).inc(late)
+        for model, count in out.unmonitored_by_model.items():
+            m.unmonitored_events.labels(model=model).inc(count)
         self.summary.labeled += len(out.labeled)
         self.summary.panes += len(out.panes)
         self.summary.rejected += len(out.rejects)

@@ -76,6 +76,7 @@ class IngestOutputs:
     join_outcome_first: int = 0
     join_expired: int = 0
     late_by_model: dict[str, int] = field(default_factory=dict)
+    unmonitored_by_model: dict[str, int] = field(default_factory=dict)
 
 
 class PartitionState:
@@ -142,7 +143,7 @@ class PartitionState:
             math.inf if predictions_idle else self.prediction_progress_ts,
             math.inf if outcomes_idle else self.outcome_progress_ts,
         )
-        late_before = self.panes.counters.late
+        counters_before = self.panes.counters
         stats = self.join.stats
         hits, outcome_first = stats.hits, stats.outcome_first
         released_predictions, released_outcomes = self._release(horizon)
@@ -156,11 +157,9 @@ class PartitionState:
         out.join_hits = stats.hits - hits
         out.join_outcome_first = stats.outcome_first - outcome_first
         out.panes = self.panes.close_panes()
-        out.late_by_model = {
-            model: count - late_before.get(model, 0)
-            for model, count in self.panes.counters.late.items()
-            if count != late_before.get(model, 0)
-        }
+        counters = self.panes.counters
+        out.late_by_model = _increase(counters_before.late, counters.late)
+        out.unmonitored_by_model = _increase(counters_before.unmonitored, counters.unmonitored)
         self._changed = self._changed or bool(
             self._prediction_changes or self._outcome_changes or out.panes or released_predictions[0]
             or released_outcomes[0]
@@ -346,6 +345,11 @@ class _Changes:
         records = [(prefix + request_id.encode(), value) for request_id, value in self.written.items()]
         self.written, self.fresh = {}, set()
         return records
+
+
+def _increase(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
+    """What each count of ``after`` added to ``before``: the counts that moved."""
+    return {key: count - before.get(key, 0) for key, count in after.items() if count != before.get(key, 0)}
 
 
 def _finite_or_none(value: float) -> float | None:

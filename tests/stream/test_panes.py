@@ -12,6 +12,7 @@ from driftline.schemas.events import PredictionEvent
 from driftline.schemas.profiles import PanePartial, ReferenceProfile
 from driftline.stream import PaneAggregator, build_reference
 from driftline.stream.columns import columns_from_events
+from driftline.stream.panes import OTHER_MODELS, UNMONITORED_MODELS_KEPT
 from driftline.stream.reference import events_to_frame
 
 PANE_S = 60.0
@@ -119,6 +120,20 @@ def test_unmonitored_models_are_counted(profile: ReferenceProfile) -> None:
     agg = _agg(profile)
     agg.add_predictions([_event(0, 1.0, model="other"), _event(1, 2.0)])
     assert agg.counters.unmonitored == {"other": 1} and agg.counters.applied == {"m": 1}
+
+
+def test_unmonitored_model_names_are_bounded_in_the_counts_and_the_state(profile: ReferenceProfile) -> None:
+    """A producer that writes an id into ``model``: past the cap, the names fold into one count."""
+    agg = _agg(profile)
+    agg.add_predictions([_event(i, 1.0 + i / 1000, model=f"id-{i}") for i in range(UNMONITORED_MODELS_KEPT + 50)])
+    counts = agg.counters.unmonitored
+    assert len(counts) == UNMONITORED_MODELS_KEPT + 1
+    assert counts[OTHER_MODELS] == 50 and counts["id-0"] == 1 and sum(counts.values()) == UNMONITORED_MODELS_KEPT + 50
+    restored = _agg(profile)
+    restored.load_dict(orjson.loads(orjson.dumps(agg.to_dict())))
+    restored.add_predictions([_event(999, 2.0, model="one-more")])
+    assert len(restored.counters.unmonitored) == UNMONITORED_MODELS_KEPT + 1
+    assert restored.counters.unmonitored[OTHER_MODELS] == 51
 
 
 def test_heartbeats_mark_quiet_panes(profile: ReferenceProfile) -> None:

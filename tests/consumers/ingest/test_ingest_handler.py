@@ -109,6 +109,18 @@ def test_an_event_time_far_in_the_future_is_rejected_instead_of_stalling_the_par
         assert rejects == [] and late > 1000  # the harm the check prevents
 
 
+def test_events_of_models_without_a_profile_are_labeled_and_counted_by_model() -> None:
+    sim, batches = stream()
+    renamed = [([RawMessage(v.value.replace(b'"model":"churn"', b'"model":"ghost"')) for v in p], o)
+               for p, o in batches]
+    renamed = [(p, [RawMessage(v.value.replace(b'"model":"churn"', b'"model":"ghost"')) for v in o])
+               for p, o in renamed]
+    outputs = run(PartitionState(0, SETTINGS, profiles(sim)), renamed)
+    assert len(labeled(outputs)) == 1200 and not any(out.panes for out in outputs)
+    assert sum(out.unmonitored_by_model.get("ghost", 0) for out in outputs) == 2400  # predictions + labeled rows
+    assert all(set(out.unmonitored_by_model) <= {"ghost"} for out in outputs)
+
+
 @pytest.mark.parametrize("batches_per_commit", [1, 4])
 def test_restore_from_changelog_continues_identically(batches_per_commit: int) -> None:
     """The changelog taken at each commit (netted over its batches) restores the state of that commit."""

@@ -1,4 +1,4 @@
-"""Ingest on the real broker: input that no decoder can parse goes to `dlq` and the service goes on."""
+"""Ingest on the real broker: input no decoder can parse goes to `dlq`, a model without a profile is counted."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import orjson
 import pytest
 
 from driftline.consumers.common.signals import StopFlag
@@ -19,8 +20,21 @@ DEEP_ARRAYS = b"[" * 2_000 + b"]" * 2_000  # 4 kB: past orjson's nesting limit a
 DEEP_OBJECTS = b'{"event_id":' + b'{"x":' * 1_100 + b"1" + b"}" * 1_100 + b"}"  # 6.6 kB, under the tests' 8 kB limit
 
 
+def _ghost(ts: float) -> list[tuple[str, bytes, bytes]]:
+    """A prediction and its outcome for a model no reference profile names."""
+    prediction = {"event_id": "g:p", "ts": ts, "model": "ghost", "model_version": "1", "request_id": "g",
+                  "features": {"x": 1.0}, "prediction": 0.5}
+    outcome = {"event_id": "g:o", "ts": ts + 1.0, "request_id": "g", "model": "ghost", "outcome": 0.4}
+    return [("predictions", b"g", orjson.dumps(prediction)), ("outcomes", b"g", orjson.dumps(outcome))]
+
+
+def _sample(app: IngestApp, name: str, **labels: str) -> float:
+    return sum(sample.value for metric in app.metrics.registry.collect() for sample in metric.samples
+               if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
+
+
 @pytest.mark.integration
-def test_nesting_too_deep_to_parse_goes_to_dlq_and_ingest_goes_on(kafka) -> None:
+def test_unparseable_input_goes_to_dlq_and_a_model_without_profile_is_counted(kafka) -> None:
     pipeline = Pipeline(kafka.bootstrap, f"test{uuid.uuid4().hex[:8]}.")
     pipeline.create_topics()
     try:
@@ -28,9 +42,10 @@ def test_nesting_too_deep_to_parse_goes_to_dlq_and_ingest_goes_on(kafka) -> None
         pipeline.publish_references(sim, TASKS)
         records = [record for batch in sim.batches(500, batch_size=500)
                    for record in zip(batch.kinds, batch.keys, batch.values, strict=True)]
+        half = len(records) // 2
+        records[half:half] = _ghost(orjson.loads(records[half][2])["ts"])
         cfg = pipeline.config(ingest={"idle_after_s": 0.5})
         producer = DriftlineProducer(cfg.kafka)
-        half = len(records) // 2
         for kind, key, value in records[:half]:
             producer.produce_raw(producer.topics[kind], key, value)
         for kind, value in (("predictions", DEEP_ARRAYS), ("outcomes", DEEP_OBJECTS)):
@@ -39,13 +54,16 @@ def test_nesting_too_deep_to_parse_goes_to_dlq_and_ingest_goes_on(kafka) -> None
             producer.produce_raw(producer.topics[kind], key, value)
         assert producer.flush(30) == 0
 
-        summary = IngestApp(cfg, stop=StopFlag()).run(timeout_s=60, until_idle=True)
+        app = IngestApp(cfg, stop=StopFlag())
+        summary = app.run(timeout_s=60, until_idle=True)
 
         assert summary.consumed == len(records) + 2
         assert summary.rejected == 2
-        assert summary.labeled == sum(kind == "outcomes" for kind, _, _ in records)
+        assert summary.labeled == sum(kind == "outcomes" for kind, _, _ in records)  # the ghost's included
         dead = pipeline.read("dlq")
         assert sorted(r.value() for r in dead) == sorted([DEEP_ARRAYS, DEEP_OBJECTS])
         assert {dict(r.headers())["driftline.reason"] for r in dead} == {b"malformed_json"}
+        assert _sample(app, "driftline_events_rejected_total", reason="malformed_json") == 2
+        assert _sample(app, "driftline_unmonitored_events_total", model="ghost") == 2  # prediction + labeled row
     finally:
         pipeline.delete_topics()
