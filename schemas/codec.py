@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, NamedTuple, Protocol, TypeVar
@@ -308,29 +308,27 @@ class _PlainOutcome(msgspec.Struct, forbid_unknown_fields=True):
     schema_version: Literal[1] = SCHEMA_VERSION
 
 
-def _plain_prediction(value: bytes) -> dict[str, Any] | None:
-    """The prediction as its validated dict, or None when pydantic must decide."""
-    try:
-        data = msgspec.structs.asdict(_PREDICTION_DECODER.decode(value))
-    except (msgspec.MsgspecError, RecursionError):  # too deep a nesting: let decode_one say so
-        return None
-    prediction = data["prediction"]
-    return data if type(prediction) is float or _is_prediction(prediction) else None
+def _plain_decoder(
+    shape: type[msgspec.Struct], nested: str, nested_is_plain: Callable[[Any], bool]
+) -> Callable[[bytes], dict[str, Any] | None]:
+    """A decoder of one event type: its validated dict, or None when pydantic must decide."""
+    decode, asdict = msgspec.json.Decoder(shape).decode, msgspec.structs.asdict
+
+    def plain(value: bytes) -> dict[str, Any] | None:
+        try:
+            data = asdict(decode(value))
+        except (msgspec.MsgspecError, RecursionError):  # too deep a nesting: let decode_one say so
+            return None
+        inner = data[nested]  # a prediction or outcome: a dict only msgspec has not checked
+        return data if type(inner) is not dict or nested_is_plain(inner) else None
+
+    return plain
 
 
-def _plain_outcome(value: bytes) -> dict[str, Any] | None:
-    """The outcome as its validated dict, or None when pydantic must decide."""
-    try:
-        data = msgspec.structs.asdict(_OUTCOME_DECODER.decode(value))
-    except (msgspec.MsgspecError, RecursionError):  # too deep a nesting: let decode_one say so
-        return None
-    outcome = data["outcome"]
-    return data if type(outcome) is not dict or _is_outcome(outcome) else None
-
-
-_PREDICTION_DECODER = msgspec.json.Decoder(_PlainPrediction)
-_OUTCOME_DECODER = msgspec.json.Decoder(_PlainOutcome)
-_PLAIN_DECODERS = {PredictionEvent: _plain_prediction, OutcomeEvent: _plain_outcome}
+_PLAIN_DECODERS = {
+    PredictionEvent: _plain_decoder(_PlainPrediction, "prediction", _is_prediction),
+    OutcomeEvent: _plain_decoder(_PlainOutcome, "outcome", _is_outcome),
+}
 
 
 @dataclass(slots=True)

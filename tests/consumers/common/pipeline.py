@@ -9,6 +9,8 @@ A `Pipeline` is one driftline topic set under a unique prefix with short event-t
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +139,31 @@ def simulator(malformed_fraction: float = 0.0, scenario: DriftScenario | None = 
     ]
     return Simulator(models, seed=11, events_per_s=20.0, label_delay_s=5.0, malformed_fraction=malformed_fraction,
                      oversize_bytes=MAX_PAYLOAD_BYTES + 1)
+
+
+@contextmanager
+def referenced_pipeline(bootstrap: str) -> Iterator[tuple[Pipeline, Simulator]]:
+    """A fresh topic set with the references of `simulator()` published, and that simulator; deleted after."""
+    pipeline = Pipeline(bootstrap, f"test{uuid.uuid4().hex[:8]}.")
+    pipeline.create_topics()
+    try:
+        sim = simulator()
+        pipeline.publish_references(sim, TASKS)
+        yield pipeline, sim
+    finally:
+        pipeline.delete_topics()
+
+
+def stream_records(sim: Simulator, n_predictions: int) -> list[tuple[str, bytes, bytes]]:
+    """The simulator's stream as (``predictions`` or ``outcomes``, key, value), in event-time order."""
+    return [record for batch in sim.batches(n_predictions, batch_size=n_predictions)
+            for record in zip(batch.kinds, batch.keys, batch.values, strict=True)]
+
+
+def metric_value(app: IngestApp | MonitorApp, name: str, **labels: str) -> float:
+    """The sum of a service's samples called ``name`` that carry ``labels``."""
+    return sum(sample.value for metric in app.metrics.registry.collect() for sample in metric.samples
+               if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
 
 
 @dataclass

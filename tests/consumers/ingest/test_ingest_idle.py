@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from driftline.consumers.ingest.app import IdleInputs, IngestApp
 from driftline.producers.client import DriftlineProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
-from pipeline import TASKS, Pipeline, simulator
+from pipeline import metric_value, referenced_pipeline, stream_records
 
 
 class _Clock:
@@ -71,11 +70,6 @@ def test_zero_grace_is_idle_at_the_end() -> None:
     assert inputs.idle((True, 0))
 
 
-def _late_events(app: IngestApp) -> float:
-    return sum(sample.value for metric in app.metrics.registry.collect() for sample in metric.samples
-               if sample.name == "driftline_late_events_total")
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize(("idle_after_s", "outcomes_late"), [(0.0, True), (4.0, False)])
 def test_outcomes_a_moment_behind_their_predictions_still_reach_their_panes(
@@ -87,13 +81,8 @@ def test_outcomes_a_moment_behind_their_predictions_still_reach_their_panes(
     releases all predictions, moves the watermark to their end, and makes the outcomes late
     for their panes; with a grace period they are held for and joined into their panes.
     """
-    pipeline = Pipeline(kafka.bootstrap, f"test{uuid.uuid4().hex[:8]}.")
-    pipeline.create_topics()
-    try:
-        sim = simulator()
-        pipeline.publish_references(sim, TASKS)
-        records = [record for batch in sim.batches(3000, batch_size=3000)
-                   for record in zip(batch.kinds, batch.keys, batch.values, strict=True)]
+    with referenced_pipeline(kafka.bootstrap) as (pipeline, sim):
+        records = stream_records(sim, 3000)
         cfg = pipeline.config(ingest={"idle_after_s": idle_after_s})
         producer = DriftlineProducer(cfg.kafka)
         send = {kind: [(key, value) for k, key, value in records if k == kind] for kind in ("predictions", "outcomes")}
@@ -122,6 +111,6 @@ def test_outcomes_a_moment_behind_their_predictions_still_reach_their_panes(
         sender.join(timeout=5)
         assert summary.consumed == len(records)
         assert summary.labeled == len(send["outcomes"]) > 0  # the join itself never misses
-        assert (_late_events(app) > 0) is outcomes_late, _late_events(app)
-    finally:
-        pipeline.delete_topics()
+        late = metric_value(app, "driftline_late_events_total")
+        assert (late > 0) is outcomes_late, late
+

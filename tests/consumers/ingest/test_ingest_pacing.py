@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,20 +13,15 @@ from driftline.consumers.ingest.handler import PartitionState
 from driftline.schemas.events import LabeledEvent
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
-from pipeline import TASKS, Pipeline, simulator
+from pipeline import Pipeline, referenced_pipeline
 
 N_PREDICTIONS = 6000
 
 
 @pytest.fixture
 def backlog(kafka) -> Iterator[tuple[Pipeline, int]]:
-    pipeline = Pipeline(kafka.bootstrap, f"test{uuid.uuid4().hex[:8]}.")
-    pipeline.create_topics()
-    sim = simulator()
-    pipeline.publish_references(sim, TASKS)
-    outcomes = pipeline.feed(sim, N_PREDICTIONS) - N_PREDICTIONS
-    yield pipeline, outcomes
-    pipeline.delete_topics()
+    with referenced_pipeline(kafka.bootstrap) as (pipeline, sim):
+        yield pipeline, pipeline.feed(sim, N_PREDICTIONS) - N_PREDICTIONS
 
 
 class _CountingPauses(IngestApp):

@@ -26,7 +26,7 @@ from driftline.schemas.profiles import PanePartial
 
 # The end-to-end helpers live beside the common adapters' tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
-from pipeline import TASKS, Pipeline, Run, free_port, run_monitor, run_pipeline, simulator
+from pipeline import Pipeline, Run, free_port, referenced_pipeline, run_monitor, run_pipeline, simulator
 
 N_PREDICTIONS = 12_000
 
@@ -41,13 +41,9 @@ def reference_run(kafka) -> Iterator[Run]:
 @pytest.fixture
 def fresh_pipeline(kafka) -> Iterator[Pipeline]:
     """A topic set holding the same simulated stream as the reference run, deleted afterwards."""
-    pipeline = Pipeline(kafka.bootstrap, f"test{uuid.uuid4().hex[:8]}.")
-    pipeline.create_topics()
-    sim = simulator()
-    pipeline.publish_references(sim, TASKS)
-    pipeline.feed(sim, N_PREDICTIONS)
-    yield pipeline
-    pipeline.delete_topics()
+    with referenced_pipeline(kafka.bootstrap) as (pipeline, sim):
+        pipeline.feed(sim, N_PREDICTIONS)
+        yield pipeline
 
 
 def start_ingest(config: Path, instance: str, port: int) -> subprocess.Popen[bytes]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import uuid
 from pathlib import Path
 
 import orjson
@@ -14,7 +13,7 @@ from driftline.consumers.ingest.app import IngestApp
 from driftline.producers.client import DriftlineProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
-from pipeline import TASKS, Pipeline, simulator
+from pipeline import metric_value, referenced_pipeline, stream_records
 
 DEEP_ARRAYS = b"[" * 2_000 + b"]" * 2_000  # 4 kB: past orjson's nesting limit and Python's stack
 DEEP_OBJECTS = b'{"event_id":' + b'{"x":' * 1_100 + b"1" + b"}" * 1_100 + b"}"  # 6.6 kB, under the tests' 8 kB limit
@@ -28,20 +27,10 @@ def _ghost(ts: float) -> list[tuple[str, bytes, bytes]]:
     return [("predictions", b"g", orjson.dumps(prediction)), ("outcomes", b"g", orjson.dumps(outcome))]
 
 
-def _sample(app: IngestApp, name: str, **labels: str) -> float:
-    return sum(sample.value for metric in app.metrics.registry.collect() for sample in metric.samples
-               if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
-
-
 @pytest.mark.integration
 def test_unparseable_input_goes_to_dlq_and_a_model_without_profile_is_counted(kafka) -> None:
-    pipeline = Pipeline(kafka.bootstrap, f"test{uuid.uuid4().hex[:8]}.")
-    pipeline.create_topics()
-    try:
-        sim = simulator()
-        pipeline.publish_references(sim, TASKS)
-        records = [record for batch in sim.batches(500, batch_size=500)
-                   for record in zip(batch.kinds, batch.keys, batch.values, strict=True)]
+    with referenced_pipeline(kafka.bootstrap) as (pipeline, sim):
+        records = stream_records(sim, 500)
         half = len(records) // 2
         records[half:half] = _ghost(orjson.loads(records[half][2])["ts"])
         cfg = pipeline.config(ingest={"idle_after_s": 0.5})
@@ -63,7 +52,6 @@ def test_unparseable_input_goes_to_dlq_and_a_model_without_profile_is_counted(ka
         dead = pipeline.read("dlq")
         assert sorted(r.value() for r in dead) == sorted([DEEP_ARRAYS, DEEP_OBJECTS])
         assert {dict(r.headers())["driftline.reason"] for r in dead} == {b"malformed_json"}
-        assert _sample(app, "driftline_events_rejected_total", reason="malformed_json") == 2
-        assert _sample(app, "driftline_unmonitored_events_total", model="ghost") == 2  # prediction + labeled row
-    finally:
-        pipeline.delete_topics()
+        assert metric_value(app, "driftline_events_rejected_total", reason="malformed_json") == 2
+        assert metric_value(app, "driftline_unmonitored_events_total", model="ghost") == 2  # prediction + labeled row
+
