@@ -1,11 +1,15 @@
 """End-to-end benchmark: simulator -> broker -> `driftline ingest` -> `driftline monitor` -> alerts.
 
 Prints the producer rate, ingest's sustained events/s (between its first and last commit, so
-process start-up and changelog restore are not counted), ingest's CPU time per event over the
-same span and the machine's load average around it (the bench shares its cores with whatever
-else runs, so the rate moves with the load; the CPU time much less), the alert latency after the
-watermark passes a window's end (p50/p99), and, on the same stream, the rate of a naive
-faust-streaming agent that decodes and counts every prediction one event at a time.
+process start-up and changelog restore are not counted), the CPU time per event over the same
+span of ingest, of the monitor and of the whole machine (every core, broker included, beside
+what a rate of 150 000 events/s would leave), the machine's load average around it (the bench
+shares its cores with whatever else runs, so the rate moves with the load; the CPU time much
+less), the alert latency after the watermark passes a window's end (p50/p99), and, on the same
+stream, the rate of a naive faust-streaming agent that decodes and counts every prediction one
+event at a time. The monitor's share per event depends on how dense event time is
+(``--events-per-s``): it evaluates a window per model every ``step_s`` of event time, whatever
+the number of events in it.
 
 Alert latency: for each alert of window ``[start, end)``, the wall time its record was
 written to `alerts` minus the wall time the watermark passed ``end``, i.e. the latest over
@@ -124,6 +128,20 @@ def _cpu_s(processes: list[subprocess.Popen[bytes]]) -> float | None:
         return sum(stat_cpu_s(f"/proc/{process.pid}/stat") for process in processes)
     except (OSError, IndexError, ValueError):
         return None
+
+
+def _machine_busy_s() -> float | None:
+    """CPU seconds every core of the machine has been busy since boot (``/proc/stat``); None off Linux.
+
+    Over a span this counts everything that ran (broker, monitor, ingest, the bench itself, and
+    anything else on the machine), which is what a rate on these cores has to fit in.
+    """
+    try:
+        ticks = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    idle, iowait = ticks[3], ticks[4]
+    return (sum(ticks) - idle - iowait) / os.sysconf("SC_CLK_TCK")
 
 
 def _spawn(command: str, config: Path, instance: str) -> subprocess.Popen[bytes]:
@@ -246,16 +264,17 @@ def main() -> None:
         processes.append(_spawn("monitor", config, "0"))
         ingest = [_spawn("ingest", config, str(i)) for i in range(args.ingest_processes)]
         processes.extend(ingest)
-        first: tuple[float, int, float | None] | None = None
+        monitor = processes[:1]
+        first: tuple[float, int, float | None, float | None, float | None] | None = None
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             done = committed_offsets(args.bootstrap, cfg.ingest.group_id, inputs)
             if done and first is None:
-                first = (time.perf_counter(), done, _cpu_s(ingest))
+                first = (time.perf_counter(), done, _cpu_s(ingest), _cpu_s(monitor), _machine_busy_s())
             if done >= total:
                 break
             time.sleep(0.25)
-        last = (time.perf_counter(), done, _cpu_s(ingest))
+        last = (time.perf_counter(), done, _cpu_s(ingest), _cpu_s(monitor), _machine_busy_s())
         if first is None:
             raise SystemExit("ingest committed nothing within 600 s")
         if last[1] <= first[1]:
@@ -263,10 +282,17 @@ def main() -> None:
         say(f"ingest committed {last[1]:,} of {total:,} input records")
         results["ingest sustained events/s"] = f"{(last[1] - first[1]) / (last[0] - first[0]):,.0f}"
         results["load average (1 min) before / after ingest"] = f"{load_before:.2f} / {os.getloadavg()[0]:.2f}"
-        if first[2] is not None and last[2] is not None:
-            # CPU time does not count the time the processes waited for a core: steadier than the rate here
-            cpu_us = (last[2] - first[2]) / (last[1] - first[1]) * 1e6
-            results["ingest CPU per event over that span (all threads, all processes) µs"] = f"{cpu_us:.1f}"
+        # CPU time does not count the time the processes waited for a core: steadier than the rate here
+        per_event = {
+            "ingest CPU per event over that span (all threads, all processes) µs": (first[2], last[2]),
+            "monitor CPU per ingested event over that span µs": (first[3], last[3]),
+            "machine CPU per event over that span (all cores, broker and all) µs": (first[4], last[4]),
+        }
+        for label, (before, after) in per_event.items():
+            if before is not None and after is not None:
+                results[label] = f"{(after - before) / (last[1] - first[1]) * 1e6:.1f}"
+        cores = os.cpu_count() or 1
+        results["machine CPU per event that 150 000 events/s leaves on these cores µs"] = f"{cores / 0.15:.1f}"
         # `panes` is written in transactions: its end offsets count commit markers the monitor never
         # commits past, so "done" is: the monitor's committed offsets stopped moving for 3 s after
         # ingest, at the end of its inputs, has waited `idle_after_s` and released the last events.
