@@ -5,6 +5,7 @@
   the Maven jars on free ports in a temp dir, stopped at the end.
 - ``mlflow_server``: ``MLFLOW_TRACKING_URI`` when set, otherwise a local server the same way.
 - ``topic_factory``: unique topic names per test, created with the partitions asked for.
+- ``manual_clock``: a clock for code that takes one (``clock=``): the test sets ``now``.
 """
 
 from __future__ import annotations
@@ -123,3 +124,18 @@ def topic_factory(kafka: KafkaCluster) -> Iterator[Callable[..., str]]:
 def topic_prefix(kafka: KafkaCluster) -> str:
     """A unique prefix so a test's full driftline topic set does not collide with others."""
     return f"test{uuid.uuid4().hex[:8]}."
+
+
+class ManualClock:
+    """A clock a test moves by hand: calling it returns ``now``."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def manual_clock() -> ManualClock:
+    return ManualClock()

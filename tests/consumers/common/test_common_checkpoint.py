@@ -52,16 +52,8 @@ class Recorder:
         self.calls.append(("begin_transaction", None))
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_offsets_only_move_forward_and_commit_in_order() -> None:
-    recorder, clock = Recorder(), Clock()
+def test_offsets_only_move_forward_and_commit_in_order(manual_clock) -> None:
+    recorder, clock = Recorder(), manual_clock
     checkpoint = Checkpoint(recorder, recorder, interval_s=1.0, transactional=False, clock=clock)  # type: ignore[arg-type]
     for offset in (5, 7, 6):
         checkpoint.store_offset(FakeMessage("t", 0, offset))  # type: ignore[arg-type]
@@ -71,17 +63,17 @@ def test_offsets_only_move_forward_and_commit_in_order() -> None:
     assert checkpoint.empty()
 
 
-def test_transactional_commit_sends_offsets_then_commits_then_begins() -> None:
+def test_transactional_commit_sends_offsets_then_commits_then_begins(manual_clock) -> None:
     recorder = Recorder()
-    checkpoint = Checkpoint(recorder, recorder, interval_s=1.0, clock=Clock())  # type: ignore[arg-type]
+    checkpoint = Checkpoint(recorder, recorder, interval_s=1.0, clock=manual_clock)  # type: ignore[arg-type]
     checkpoint.store_offset(FakeMessage("t", 2, 10))  # type: ignore[arg-type]
     checkpoint.commit()
     assert [name for name, _ in recorder.calls] == ["send_offsets", "commit_transaction", "begin_transaction"]
     assert recorder.calls[0][1] == [("t", 2, 11)]
 
 
-def test_expired_by_time_or_count() -> None:
-    clock = Clock()
+def test_expired_by_time_or_count(manual_clock) -> None:
+    clock = manual_clock
     checkpoint = Checkpoint(Recorder(), Recorder(), interval_s=2.0, max_messages=2, clock=clock)  # type: ignore[arg-type]
     assert not checkpoint.expired()
     clock.now = 2.5
@@ -93,9 +85,9 @@ def test_expired_by_time_or_count() -> None:
     assert checkpoint.expired()
 
 
-def test_failed_delivery_blocks_the_offset_commit() -> None:
+def test_failed_delivery_blocks_the_offset_commit(manual_clock) -> None:
     recorder = Recorder()
-    checkpoint = Checkpoint(recorder, recorder, interval_s=1.0, transactional=False, clock=Clock())  # type: ignore[arg-type]
+    checkpoint = Checkpoint(recorder, recorder, interval_s=1.0, transactional=False, clock=manual_clock)  # type: ignore[arg-type]
     checkpoint.store_offset(FakeMessage("t", 0, 0))  # type: ignore[arg-type]
     checkpoint.on_delivery(KafkaError(KafkaError._MSG_TIMED_OUT), None)  # type: ignore[arg-type]
     with pytest.raises(DeliveryFailed):

@@ -17,16 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
 from pipeline import metric_value, referenced_pipeline, stream_records
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_an_input_is_idle_only_after_staying_at_its_end_for_the_grace_period() -> None:
-    clock = _Clock()
+def test_an_input_is_idle_only_after_staying_at_its_end_for_the_grace_period(manual_clock) -> None:
+    clock = manual_clock
     inputs = IdleInputs(5.0, clock)
     outcomes_0, predictions_0 = (False, 0), (True, 0)
     inputs.reached_end(outcomes_0)
@@ -46,8 +38,8 @@ def test_an_input_is_idle_only_after_staying_at_its_end_for_the_grace_period() -
     assert inputs.all_idle([0])
 
 
-def test_a_record_ends_idleness_and_a_new_end_starts_a_new_grace_period() -> None:
-    clock = _Clock()
+def test_a_record_ends_idleness_and_a_new_end_starts_a_new_grace_period(manual_clock) -> None:
+    clock = manual_clock
     inputs = IdleInputs(2.0, clock)
     key = (False, 3)
     inputs.reached_end(key)
@@ -64,8 +56,8 @@ def test_a_record_ends_idleness_and_a_new_end_starts_a_new_grace_period() -> Non
     assert not inputs.at_end(key) and inputs.pending([3]) == []
 
 
-def test_zero_grace_is_idle_at_the_end() -> None:
-    inputs = IdleInputs(0.0, _Clock())
+def test_zero_grace_is_idle_at_the_end(manual_clock) -> None:
+    inputs = IdleInputs(0.0, manual_clock)
     inputs.reached_end((True, 0))
     assert inputs.idle((True, 0))
 
