@@ -360,22 +360,20 @@ def decode_records(
     records, values = batch.records, batch.values
     for message in messages:
         value = message.value
-        if value is not None and len(value) <= max_payload_bytes:
-            data = plain(value)
-            if data is not None and data["ts"] <= max_ts:
-                records.append(data)
-                values.append(value)
+        data = plain(value) if value is not None and len(value) <= max_payload_bytes else None
+        if data is None:
+            decoded = decode_one(message.raw(), event_type, max_payload_bytes=max_payload_bytes)
+            if isinstance(decoded, Reject):
+                batch.rejects.append(decoded)
                 continue
-        decoded = decode_one(message.raw(), event_type, max_payload_bytes=max_payload_bytes)
-        if isinstance(decoded, Reject):
-            batch.rejects.append(decoded)
-        elif decoded.ts > max_ts:  # type: ignore[union-attr]  # both event types have one
+            data = _set_fields_deep(decoded)
+        if data["ts"] > max_ts:
             batch.rejects.append(Reject(
                 RejectReason.TS_IN_FUTURE,
-                f"ts {decoded.ts!r} is after {max_ts!r}, the latest event time accepted now", message.raw()))
-        else:
-            records.append(_set_fields_deep(decoded))
-            values.append(value)  # type: ignore[arg-type]  # accepted, so not None
+                f"ts {data['ts']!r} is after {max_ts!r}, the latest event time accepted now", message.raw()))
+            continue
+        records.append(data)
+        values.append(value)  # type: ignore[arg-type]  # accepted, so not None
     return batch
 
 
