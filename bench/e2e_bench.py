@@ -261,10 +261,9 @@ def main() -> None:
         results["producer (driftline SDK, 1 process) events/s"] = f"{sent / produce_s:,.0f}"
         inputs, total = _ends(cfg, [cfg.kafka.topic("predictions"), cfg.kafka.topic("outcomes")])
         load_before = os.getloadavg()[0]
-        processes.append(_spawn("monitor", config, "0"))
+        monitor = [_spawn("monitor", config, "0")]
         ingest = [_spawn("ingest", config, str(i)) for i in range(args.ingest_processes)]
-        processes.extend(ingest)
-        monitor = processes[:1]
+        processes.extend(monitor + ingest)
         first: tuple[float, int, float | None, float | None, float | None] | None = None
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
