@@ -66,8 +66,27 @@ class DeliveryFailed(RuntimeError):
     """Some produced records were not acknowledged; offsets must not be committed."""
 
 
+# librdkafka settings in two kinds. Tuning: driftline's defaults, which `[kafka.client]` may
+# change (a single host may prefer no compression, a WAN link more linger). Required: what the
+# services' guarantees rest on (offsets stored only when outputs are durable, read committed,
+# co-partitioned inputs on one member, idempotent writes), which no setting overrides.
+_CONSUMER_TUNING: dict[str, Any] = {"fetch.queue.backoff.ms": 10}
+_CONSUMER_REQUIRED: dict[str, Any] = {
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+    "auto.offset.reset": "earliest",
+    "isolation.level": "read_committed",
+    "partition.assignment.strategy": "range",
+}
+_PRODUCER_TUNING: dict[str, Any] = {"linger.ms": 20, "compression.type": "lz4", "batch.size": 1_000_000}
+_PRODUCER_REQUIRED: dict[str, Any] = {"enable.idempotence": True}
+
+
 def consumer_config(settings: KafkaSettings, group_id: str, **overrides: Any) -> dict[str, Any]:
-    """librdkafka consumer settings with driftline's defaults (manual offsets, read committed).
+    """librdkafka consumer settings: driftline's tuning, then ``[kafka.client]``, then what is required.
+
+    Required: manual offsets, read committed, range assignment (co-partitioned inputs go to one
+    member), earliest reset; ``overrides`` are the calling service's own needs and win too.
 
     ``fetch.queue.backoff.ms``: when its prefetch queue is full librdkafka waits this long
     before it fetches again (default 1 s). A service catching up on a backlog drains a full
@@ -76,27 +95,12 @@ def consumer_config(settings: KafkaSettings, group_id: str, **overrides: Any) ->
     500 k events/s, and ``driftline ingest`` in ``bench/e2e_bench.py`` from 50-52 k to 62-63 k
     (77 k on a longer backlog).
     """
-    defaults: dict[str, Any] = {
-        "group.id": group_id,
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed",
-        "partition.assignment.strategy": "range",
-        "fetch.queue.backoff.ms": 10,
-    }
-    return settings.client_config(**{**defaults, **overrides})
+    return {**_CONSUMER_TUNING, **settings.client_config(**{**_CONSUMER_REQUIRED, "group.id": group_id, **overrides})}
 
 
 def producer_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]:
-    """librdkafka producer settings with driftline's defaults (idempotent, batched, compressed)."""
-    defaults: dict[str, Any] = {
-        "enable.idempotence": True,
-        "linger.ms": 20,
-        "compression.type": "lz4",
-        "batch.size": 1_000_000,
-    }
-    return settings.client_config(**{**defaults, **overrides})
+    """librdkafka producer settings: driftline's tuning (batched, lz4), then ``[kafka.client]``, then idempotence."""
+    return {**_PRODUCER_TUNING, **settings.client_config(**{**_PRODUCER_REQUIRED, **overrides})}
 
 
 def make_consumer(settings: KafkaSettings, group_id: str, **overrides: Any) -> Consumer:

@@ -14,6 +14,7 @@ from driftline.consumers.common.kafka import (
     consumer_config,
     ensure_changelog,
     partition_count,
+    producer_config,
     read_to_end,
     to_raw,
 )
@@ -50,6 +51,20 @@ def test_consumer_defaults_store_no_offsets_and_read_committed() -> None:
     assert config["enable.auto.offset.store"] is False and config["enable.auto.commit"] is False
     assert config["isolation.level"] == "read_committed"
     assert config["security.protocol"] == "PLAINTEXT" and config["fetch.max.bytes"] == 1
+
+
+def test_kafka_client_settings_change_tuning_but_not_what_the_guarantees_need() -> None:
+    """`[kafka.client]` passes through to librdkafka over driftline's tuning, never over offsets or isolation."""
+    settings = KafkaSettings(client={"compression.type": "none", "fetch.queue.backoff.ms": 500, "linger.ms": 5,
+                                     "isolation.level": "read_uncommitted", "enable.auto.commit": True,
+                                     "enable.idempotence": False})
+    consumer, producer = consumer_config(settings, "g"), producer_config(settings)
+    assert consumer["fetch.queue.backoff.ms"] == 500
+    assert consumer["isolation.level"] == "read_committed" and consumer["enable.auto.commit"] is False
+    assert producer["compression.type"] == "none" and producer["linger.ms"] == 5
+    assert producer["enable.idempotence"] is True
+    defaults = producer_config(KafkaSettings())
+    assert defaults["compression.type"] == "lz4" and defaults["linger.ms"] == 20
 
 
 def test_broker_error_is_typed() -> None:
