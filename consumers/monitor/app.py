@@ -110,7 +110,7 @@ class MonitorApp(TransactionalService[MonitorHandler, MonitorSummary]):
             handler = self.states.get(partition)
             if handler is None:
                 raise RuntimeError(f"message from unassigned partition {partition}")
-            self._emit(partition, handler.handle(decoded.events))
+            self._emit(partition, handler.handle(decoded.events, [m.value for m in decoded.messages]))
         self.summary.consumed += len(messages)
 
     def _emit(self, partition: int, out: MonitorOutputs) -> None:

@@ -22,7 +22,7 @@ the same state:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,11 +162,15 @@ class MonitorHandler:
         if state is not None:
             self._ensure_evaluator(profile.model, state)
 
-    def handle(self, partials: Iterable[PanePartial]) -> MonitorOutputs:
-        """Add pane partials, evaluate every window the watermark has passed, decide alerts."""
+    def handle(self, partials: Sequence[PanePartial], values: Sequence[bytes] | None = None) -> MonitorOutputs:
+        """Add pane partials, evaluate every window the watermark has passed, decide alerts.
+
+        ``values``: the partials' JSON as consumed (index-aligned), written to the changelog as
+        it is instead of encoding each partial again; without them the partials are encoded.
+        """
         out = MonitorOutputs()
         touched: dict[str, ModelState] = {}
-        for partial in partials:
+        for index, partial in enumerate(partials):
             if abs(partial.pane_s - self.settings.pane_s) > 1e-9:
                 out.mismatched_panes += 1
                 continue
@@ -179,7 +183,7 @@ class MonitorHandler:
             if pane_id in state.panes or partial.pane_start < self._oldest_useful_pane(state):
                 continue  # a replayed duplicate, or too old for any future window
             state.panes[pane_id] = partial
-            out.changelog.append((_pane_key(partial), encode(partial)))
+            out.changelog.append((_pane_key(partial), values[index] if values is not None else encode(partial)))
             evaluator = self._ensure_evaluator(partial.model, state)
             if evaluator is not None and partial.reference_id == evaluator.profile.reference_id:
                 evaluator.add(partial)

@@ -14,6 +14,7 @@ from driftline.config import MonitorSettings
 from driftline.consumers.common.metrics import OTHER_FEATURES, Metrics
 from driftline.consumers.monitor.exporter import DriftExporter
 from driftline.consumers.monitor.handler import MonitorHandler
+from driftline.schemas.codec import encode
 from driftline.schemas.events import PredictionEvent
 from driftline.schemas.profiles import PanePartial, ReferenceProfile
 from driftline.stream.panes import PaneAggregator
@@ -72,6 +73,21 @@ def test_restore_from_changelog_repeats_no_alert_and_misses_none(profile: Refere
     restored = MonitorHandler.restore(SETTINGS, {"m": profile}, changelog, n_sources=2)
     alerts.extend(a.alert_id for a in restored.handle(source1[30:]).alerts)
     assert alerts == expected and len(set(alerts)) == len(alerts)
+
+
+def test_consumed_pane_bytes_go_to_the_changelog_as_they_came(profile: ReferenceProfile) -> None:
+    """Given the consumed JSON, the changelog holds it unchanged, and a restore from it repeats the same alerts."""
+    source0, source1 = partials(profile, "0", seed=1), partials(profile, "1", seed=2)
+    straight = MonitorHandler(SETTINGS, {"m": profile}, n_sources=2)
+    expected = [a.alert_id for batch in (source0, source1) for a in straight.handle(batch).alerts]
+
+    # indented: not the bytes `encode` would write again
+    consumed = [orjson.dumps(orjson.loads(encode(p)), option=orjson.OPT_INDENT_2) for p in source0]
+    first = MonitorHandler(SETTINGS, {"m": profile}, n_sources=2)
+    out = first.handle(source0, consumed)
+    assert [value for key, value in out.changelog if key.startswith(b"pane")] == consumed
+    restored = MonitorHandler.restore(SETTINGS, {"m": profile}, out.changelog, n_sources=2)
+    assert [a.alert_id for a in out.alerts + restored.handle(source1).alerts] == expected
 
 
 def test_restore_carries_the_loss_monitor_on_without_feeding_it_kept_panes_again() -> None:
