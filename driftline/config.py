@@ -58,14 +58,33 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# librdkafka settings the services set themselves: exactly-once (offsets stored only when outputs
+# are durable, read committed, idempotent and transactional writes, fencing) and the join (range
+# assignment keeps co-partitioned inputs on one member) rest on them.
+DRIFTLINE_CLIENT_SETTINGS = frozenset({
+    "group.id", "group.instance.id", "transactional.id", "enable.auto.commit", "enable.auto.offset.store",
+    "auto.offset.reset", "isolation.level", "partition.assignment.strategy", "enable.idempotence",
+})
+
+
 class KafkaSettings(_Section):
     bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = "driftline."
     partitions: int = Field(6, ge=1)
     replication_factor: int = Field(1, ge=1)
     client: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, description="librdkafka settings passed through (SASL, TLS, ...)"
+        default_factory=dict, description="librdkafka settings passed through (SASL, TLS, tuning, ...)"
     )
+
+    @field_validator("client")
+    @classmethod
+    def _leaves_driftline_settings_alone(
+            cls, client: dict[str, str | int | float | bool]) -> dict[str, str | int | float | bool]:
+        owned = sorted(DRIFTLINE_CLIENT_SETTINGS & client.keys())
+        if owned:
+            raise ValueError(f"{', '.join(owned)}: set by driftline itself (its exactly-once delivery and the "
+                             "join rely on them); remove from [kafka.client]")
+        return client
 
     def topic(self, name: str) -> str:
         """Full topic name for one of the design's logical topics."""

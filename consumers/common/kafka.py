@@ -69,7 +69,8 @@ class DeliveryFailed(RuntimeError):
 # librdkafka settings in two kinds. Tuning: driftline's defaults, which `[kafka.client]` may
 # change (a single host may prefer no compression, a WAN link more linger). Required: what the
 # services' guarantees rest on (offsets stored only when outputs are durable, read committed,
-# co-partitioned inputs on one member, idempotent writes), which no setting overrides.
+# co-partitioned inputs on one member, idempotent writes); the configuration refuses them in
+# `[kafka.client]` (`DRIFTLINE_CLIENT_SETTINGS`), and they are applied last all the same.
 _CONSUMER_TUNING: dict[str, Any] = {"fetch.queue.backoff.ms": 10}
 _CONSUMER_REQUIRED: dict[str, Any] = {
     "enable.auto.commit": False,

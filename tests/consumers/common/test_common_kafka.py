@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
 from confluent_kafka import KafkaError, Message, Producer, TopicPartition
+from pydantic import ValidationError
 
-from driftline.config import KafkaSettings
+from driftline.config import DRIFTLINE_CLIENT_SETTINGS, KafkaSettings
 from driftline.consumers.common.kafka import (
+    _CONSUMER_REQUIRED,
+    _PRODUCER_REQUIRED,
     ConsumedMessage,
     KafkaBrokerError,
     consumer_config,
@@ -53,18 +57,24 @@ def test_consumer_defaults_store_no_offsets_and_read_committed() -> None:
     assert config["security.protocol"] == "PLAINTEXT" and config["fetch.max.bytes"] == 1
 
 
-def test_kafka_client_settings_change_tuning_but_not_what_the_guarantees_need() -> None:
-    """`[kafka.client]` passes through to librdkafka over driftline's tuning, never over offsets or isolation."""
-    settings = KafkaSettings(client={"compression.type": "none", "fetch.queue.backoff.ms": 500, "linger.ms": 5,
-                                     "isolation.level": "read_uncommitted", "enable.auto.commit": True,
-                                     "enable.idempotence": False})
+def test_kafka_client_settings_change_tuning_and_may_not_name_what_the_guarantees_need() -> None:
+    """`[kafka.client]` goes over driftline's tuning; offset, isolation and the like settings are refused."""
+    settings = KafkaSettings(client={"compression.type": "none", "fetch.queue.backoff.ms": 500, "linger.ms": 5})
     consumer, producer = consumer_config(settings, "g"), producer_config(settings)
-    assert consumer["fetch.queue.backoff.ms"] == 500
-    assert consumer["isolation.level"] == "read_committed" and consumer["enable.auto.commit"] is False
+    assert consumer["fetch.queue.backoff.ms"] == 500 and consumer["isolation.level"] == "read_committed"
     assert producer["compression.type"] == "none" and producer["linger.ms"] == 5
     assert producer["enable.idempotence"] is True
     defaults = producer_config(KafkaSettings())
     assert defaults["compression.type"] == "lz4" and defaults["linger.ms"] == 20
+    refused = re.escape("enable.auto.commit, isolation.level: set by driftline itself")
+    with pytest.raises(ValidationError, match=refused):
+        KafkaSettings(client={"isolation.level": "read_uncommitted", "enable.auto.commit": True})
+
+
+def test_every_setting_applied_last_is_one_the_configuration_refuses() -> None:
+    required = {**_CONSUMER_REQUIRED, **_PRODUCER_REQUIRED, "group.id": "g", "transactional.id": "t",
+                "group.instance.id": "i"}
+    assert required.keys() <= DRIFTLINE_CLIENT_SETTINGS
 
 
 def test_broker_error_is_typed() -> None:
