@@ -31,8 +31,9 @@ consuming predictions + outcomes from the start in a consumer group of its own:
     c, plus ``orjson.loads`` of every value (the output key is the decoded model): the
     floor of decoding, without any validation.
 ``e +encode``
-    d, plus each output value written as ingest writes it (`labeled_id` + `labeled_json`
-    on the decoded records): the floor of the labeled record itself.
+    d, but each value decoded into the records ingest holds (`PredictionRecord`,
+    `OutcomeRecord`; msgspec, no validation), plus each output value written as ingest writes
+    it (`labeled_id` + `labeled_json` on those records): the floor of the labeled record itself.
 
 Not in any pipeline: validation, event-time alignment, the join store's bookkeeping, pane
 sketches, the changelog, metrics; that is the real ingest's work on top of the ceiling.
@@ -164,10 +165,11 @@ def _worker(spec_path: str) -> None:
     """Run the pipeline of a spec file written by `_run_pipeline`; write its marks as JSON."""
     import gc
 
+    import msgspec
     import orjson
     from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
-    from driftline.schemas.codec import labeled_json
+    from driftline.schemas.codec import OutcomeRecord, PredictionRecord, labeled_json
     from driftline.stream.join import labeled_id
 
     spec = json.loads(Path(spec_path).read_text())
@@ -177,6 +179,8 @@ def _worker(spec_path: str) -> None:
     expected: int = spec["expected"]
     broker_pid: int | None = spec["broker_pid"]
     loads, labeled_of = orjson.loads, labeled_json
+    record_decoders = {predictions_topic: msgspec.json.Decoder(PredictionRecord).decode,
+                       outcomes_topic: msgspec.json.Decoder(OutcomeRecord).decode}
 
     consumer = Consumer(spec["consumer"])
     producer = Producer(spec["producer"]) if name != "a" else None
@@ -243,7 +247,7 @@ def _worker(spec_path: str) -> None:
                 check(message)
                 continue
             value, key = message.value(), message.key()
-            record = loads(value)
+            record = record_decoders[message.topic()](value) if encode else loads(value)
             n += 1
             if message.topic() == predictions_topic:
                 other = early_outcomes.pop(key, None)
@@ -258,7 +262,7 @@ def _worker(spec_path: str) -> None:
                     continue
                 (p_value, p), (o_value, o) = other, (value, record)
             if encode:
-                produce(labeled_of(labeled_id(p["event_id"], o["event_id"]), p, o), p["model"].encode())
+                produce(labeled_of(labeled_id(p.event_id, o.event_id), p, o), p.model.encode())
             else:
                 produce(p_value + o_value, p["model"].encode())
             produced[0] += 1

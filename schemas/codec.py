@@ -7,11 +7,11 @@ original bytes and says why, so the caller can forward it to the dead-letter top
 `decode_records` is the ingest hot path for predictions and outcomes: msgspec parses each
 event and checks its shape in one pass (exact key set, JSON types, string lengths; a nested
 prediction or outcome is then checked in Python), accepting only what the pydantic model
-accepts, with pydantic's values, and the event is kept as a dict. Anything it is unsure
-about goes through `decode_one`, so accept/reject decisions and reject reasons are those of
-the pydantic models; msgspec refuses NaN, Infinity and numbers that overflow a double, so
-every float it returns is finite.
-`labeled_json` writes the joined event straight from those dicts.
+accepts, with pydantic's values, and the event is kept as a `PredictionRecord` or
+`OutcomeRecord` (a slotted msgspec Struct). Anything it is unsure about goes through
+`decode_one`, so accept/reject decisions and reject reasons are those of the pydantic models;
+msgspec refuses NaN, Infinity and numbers that overflow a double, so every float it returns is
+finite. `labeled_json` writes the joined event straight from those records.
 """
 
 from __future__ import annotations
@@ -41,7 +41,10 @@ from driftline.schemas.events import (
 __all__ = [
     "DecodeResult",
     "MessageView",
+    "OutcomeRecord",
+    "PredictionRecord",
     "RawMessage",
+    "Record",
     "RecordBatch",
     "Reject",
     "RejectReason",
@@ -276,6 +279,41 @@ def _is_outcome(value: Any) -> bool:
             and _FLOAT_TYPE.issuperset(map(type, relevance.values())))
 
 
+class PredictionRecord(msgspec.Struct, gc=False):
+    """A validated `PredictionEvent` as ingest holds it: its JSON values in a slotted record.
+
+    Not a pydantic object (no validation or conversion is left to do) and not a dict: a few
+    hundred bytes fewer per held event, and, with ``gc=False``, nothing for the cyclic GC to
+    walk (a record never refers back to itself). Together 7.3 against 8.4 µs per event in
+    ``bench/ingest_handler_bench.py`` (three rounds alternated). The nested prediction stays
+    the JSON object (dict) it was.
+    """
+
+    event_id: str
+    ts: float
+    model: str
+    model_version: str
+    request_id: str
+    features: dict[str, Any]
+    prediction: Any
+    schema_version: int = SCHEMA_VERSION
+    variant: str | None = None
+    entity_id: str | None = None
+
+
+class OutcomeRecord(msgspec.Struct, gc=False):
+    """A validated `OutcomeEvent` as ingest holds it; see `PredictionRecord`."""
+
+    event_id: str
+    ts: float
+    request_id: str
+    model: str
+    outcome: Any
+    schema_version: int = SCHEMA_VERSION
+
+
+Record = PredictionRecord | OutcomeRecord
+
 # The shapes `decode_records` lets through without pydantic, for msgspec, which checks them in C
 # while it parses. They accept a subset of what the pydantic events accept, with the values
 # pydantic would give (an int ``ts`` becomes a float in both); anything else fails here and goes
@@ -286,7 +324,7 @@ _Name = Annotated[str, msgspec.Meta(min_length=1, max_length=_NAME_MAX)]
 _Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
-class _PlainPrediction(msgspec.Struct, forbid_unknown_fields=True):
+class _PlainPrediction(PredictionRecord, forbid_unknown_fields=True, gc=False):
     event_id: _Name
     ts: float
     model: _Name
@@ -299,7 +337,7 @@ class _PlainPrediction(msgspec.Struct, forbid_unknown_fields=True):
     entity_id: _Name | None = None
 
 
-class _PlainOutcome(msgspec.Struct, forbid_unknown_fields=True):
+class _PlainOutcome(OutcomeRecord, forbid_unknown_fields=True, gc=False):
     event_id: _Name
     ts: float
     request_id: _Name
@@ -309,18 +347,18 @@ class _PlainOutcome(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def _plain_decoder(
-    shape: type[msgspec.Struct], nested: str, nested_is_plain: Callable[[Any], bool]
-) -> Callable[[bytes], dict[str, Any] | None]:
-    """A decoder of one event type: its validated dict, or None when pydantic must decide."""
-    decode, asdict = msgspec.json.Decoder(shape).decode, msgspec.structs.asdict
+    shape: type[Record], nested: str, nested_is_plain: Callable[[Any], bool]
+) -> Callable[[bytes], Record | None]:
+    """A decoder of one event type: its validated record, or None when pydantic must decide."""
+    decode = msgspec.json.Decoder(shape).decode
 
-    def plain(value: bytes) -> dict[str, Any] | None:
+    def plain(value: bytes) -> Record | None:
         try:
-            data = asdict(decode(value))
+            record = decode(value)
         except (msgspec.MsgspecError, RecursionError):  # too deep a nesting: let decode_one say so
             return None
-        inner = data[nested]  # a prediction or outcome: a dict only msgspec has not checked
-        return data if type(inner) is not dict or nested_is_plain(inner) else None
+        inner = getattr(record, nested)  # a prediction or outcome: a dict only msgspec has not checked
+        return record if type(inner) is not dict or nested_is_plain(inner) else None
 
     return plain
 
@@ -329,13 +367,14 @@ _PLAIN_DECODERS = {
     PredictionEvent: _plain_decoder(_PlainPrediction, "prediction", _is_prediction),
     OutcomeEvent: _plain_decoder(_PlainOutcome, "outcome", _is_outcome),
 }
+_RECORD_TYPES: dict[type[BaseModel], type[Record]] = {PredictionEvent: PredictionRecord, OutcomeEvent: OutcomeRecord}
 
 
 @dataclass(slots=True)
 class RecordBatch:
-    """Validated events as their JSON dicts, index-aligned with their raw bytes, and the rejects."""
+    """Validated events as records, index-aligned with their raw bytes, and the rejects."""
 
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[Any] = field(default_factory=list)  # PredictionRecord or OutcomeRecord, as decoded
     values: list[bytes] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
 
@@ -347,7 +386,7 @@ def decode_records(
     max_payload_bytes: int = 1_048_576,
     max_ts: float = math.inf,
 ) -> RecordBatch:
-    """Decode predictions or outcomes into dicts; same decisions and reasons as `decode_batch`.
+    """Decode predictions or outcomes into records; same decisions and reasons as `decode_batch`.
 
     A record the msgspec shape accepts is kept as it decoded (pydantic would accept it with
     the same values); every other one goes through `decode_one`, and if pydantic accepts it
@@ -366,35 +405,35 @@ def decode_records(
             if isinstance(decoded, Reject):
                 batch.rejects.append(decoded)
                 continue
-            data = _set_fields_deep(decoded)
-        if data["ts"] > max_ts:
+            data = _record_of(decoded, _RECORD_TYPES[event_type])
+        if data.ts > max_ts:
             batch.rejects.append(Reject(
                 RejectReason.TS_IN_FUTURE,
-                f"ts {data['ts']!r} is after {max_ts!r}, the latest event time accepted now", message.raw()))
+                f"ts {data.ts!r} is after {max_ts!r}, the latest event time accepted now", message.raw()))
             continue
         records.append(data)
         values.append(value)  # type: ignore[arg-type]  # accepted, so not None
     return batch
 
 
-def _set_fields_deep(event: BaseModel) -> dict[str, Any]:
-    """A validated event as the dict `decode_records` keeps (nested models as dicts, no None fields)."""
-    return orjson.loads(encode(event))
+def _record_of(event: BaseModel, record_type: type[Record]) -> Record:
+    """A validated event as the record `decode_records` keeps (nested models as their JSON objects)."""
+    return msgspec.convert(orjson.loads(encode(event)), record_type)
 
 
-def labeled_json(event_id: str, prediction: dict[str, Any], outcome: dict[str, Any]) -> bytes:
+def labeled_json(event_id: str, prediction: PredictionRecord, outcome: OutcomeRecord) -> bytes:
     """The `LabeledEvent` of a prediction and its outcome (decoded records), as JSON bytes.
 
     Fields in the model's order, optional ones only when set, as `encode` writes them; no
     validation, since both records were validated on the way in.
     """
     labeled = {
-        "schema_version": SCHEMA_VERSION, "event_id": event_id, "ts": prediction["ts"], "outcome_ts": outcome["ts"],
-        "model": prediction["model"], "model_version": prediction["model_version"],
-        "request_id": prediction["request_id"], "features": prediction["features"],
-        "prediction": prediction["prediction"], "outcome": outcome["outcome"],
+        "schema_version": SCHEMA_VERSION, "event_id": event_id, "ts": prediction.ts, "outcome_ts": outcome.ts,
+        "model": prediction.model, "model_version": prediction.model_version,
+        "request_id": prediction.request_id, "features": prediction.features,
+        "prediction": prediction.prediction, "outcome": outcome.outcome,
     }
-    variant, entity_id = prediction.get("variant"), prediction.get("entity_id")
+    variant, entity_id = prediction.variant, prediction.entity_id
     if variant is not None:
         labeled["variant"] = variant
     if entity_id is not None:

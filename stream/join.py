@@ -6,17 +6,17 @@ is kept until the partition's event-time watermark passes its ``ts`` plus the ma
 delay, then it expires and is counted. The store does no I/O and reads no clock: time is the
 largest event ``ts`` seen, so a replay of the same input gives the same joins and expiries.
 
-Both sides are records: the validated JSON objects of the events (``decode_records`` gives
-them), read only by their ``ts`` and ``request_id``. A join returns the (prediction, outcome)
-pair; `labeled_id` is the labeled event's id.
+Both sides are records: the validated events as ``decode_records`` gives them
+(`PredictionRecord`, `OutcomeRecord`), read only by their ``ts`` and ``request_id``. A join
+returns the (prediction, outcome) pair; `labeled_id` is the labeled event's id.
 
 Examples
 --------
+>>> from driftline.schemas.codec import OutcomeRecord, PredictionRecord
 >>> store = JoinStore(max_label_delay_s=60.0)
->>> store.add_predictions([{"event_id": "e1", "ts": 0.0, "request_id": "r1", "prediction": 0.5}])
+>>> store.add_predictions([PredictionRecord("e1", 0.0, "m", "1", "r1", {}, 0.5)])
 []
->>> [(p["request_id"], o["outcome"]) for p, o in store.add_outcomes([{"event_id": "o1", "ts": 5.0,
-...                                                                   "request_id": "r1", "outcome": 1.0}])]
+>>> [(p.request_id, o.outcome) for p, o in store.add_outcomes([OutcomeRecord("o1", 5.0, "r1", "m", 1.0)])]
 [('r1', 1.0)]
 >>> store.stats
 JoinStats(hits=1, outcome_first=0, duplicates=0, expired_predictions=0, expired_outcomes=0)
@@ -27,12 +27,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 __all__ = ["Expired", "JoinStats", "JoinStore", "Record", "labeled_id"]
 
-Record = dict[str, Any]
-"""A validated prediction or outcome as its JSON object."""
+class Record(Protocol):
+    """What the join reads of a validated prediction or outcome."""
+
+    @property
+    def ts(self) -> float: ...
+
+    @property
+    def request_id(self) -> str: ...
 
 
 @dataclass(slots=True)
@@ -126,10 +132,10 @@ class JoinStore:
         max_ts = self._max_ts
         pop = other.pop
         for record in records:
-            ts = record["ts"]
+            ts = record.ts
             if ts > max_ts:
                 max_ts = ts
-            request_id = record["request_id"]
+            request_id = record.request_id
             match = pop(request_id, None)
             if match is not None:
                 joined.append((record, match) if prediction_side else (match, record))
@@ -158,16 +164,16 @@ class JoinStore:
         """Put back the pending entries read from a changelog, without counting them as new."""
         for pending, records in ((self._predictions, predictions), (self._outcomes, outcomes)):
             for record in records:
-                pending[record["request_id"]] = record
-                self._max_ts = max(self._max_ts, record["ts"])
+                pending[record.request_id] = record
+                self._max_ts = max(self._max_ts, record.ts)
 
 
 def _pop_older(pending: dict[str, Record], horizon: float) -> list[Record]:
     expired: list[Record] = []
     for record in pending.values():
-        if record["ts"] >= horizon:
+        if record.ts >= horizon:
             break
         expired.append(record)
     for record in expired:
-        del pending[record["request_id"]]
+        del pending[record.request_id]
     return expired

@@ -1,7 +1,7 @@
-"""Pane sketches straight from decoded records (JSON dicts), without event objects.
+"""Pane sketches straight from decoded records (`PredictionRecord`), without event objects.
 
 `RecordPanes` is the `PaneAggregator` the ingest hot path feeds: predictions become
-`Columns` (`columns_from_records`, the dict twin of ``columns_from_events``) for
+`Columns` (`columns_from_records`, the record twin of ``columns_from_events``) for
 ``add_columns``, and joined pairs update the labeled sketches like ``add_labeled`` does with
 `LabeledEvent` objects. Same inputs give the same pane partials as the object path, value
 for value (the tests compare them).
@@ -11,38 +11,38 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 
 import numpy as np
 
+from driftline.schemas.codec import OutcomeRecord, PredictionRecord
 from driftline.schemas.events import RankingOutcome, RankingPrediction
 from driftline.schemas.profiles import CategoricalFeatureProfile, NumericFeatureProfile, ReferenceProfile
 from driftline.stream.columns import Columns, LabeledColumns, to_float, to_str
-from driftline.stream.join import Record
 from driftline.stream.panes import PaneAggregator, rows_by_model
 from driftline.stream.reference import binary_positive, classification_score
 from driftline.stream.sample import event_keys, hashed_keys
 
 __all__ = ["LabeledRow", "RecordPanes", "columns_from_records", "labeled_columns_from_rows"]
 
-LabeledRow = tuple[str, Record, Record]
+LabeledRow = tuple[str, PredictionRecord, OutcomeRecord]
 """A joined request: (labeled event id, prediction record, outcome record)."""
 
 _EMPTY = np.empty(0)
 
 
-def columns_from_records(records: Sequence[Record], profile: ReferenceProfile, *, seed: int = 0) -> Columns:
+def columns_from_records(records: Sequence[PredictionRecord], profile: ReferenceProfile, *, seed: int = 0) -> Columns:
     """Columns of the features a profile monitors, its prediction, times and sample keys."""
-    ts = np.fromiter(map(itemgetter("ts"), records), dtype=np.float64, count=len(records))
-    keys = event_keys(map(itemgetter("event_id"), records), seed=seed)
-    feature_dicts = list(map(itemgetter("features"), records))
+    ts = np.fromiter(map(attrgetter("ts"), records), dtype=np.float64, count=len(records))
+    keys = event_keys(map(attrgetter("event_id"), records), seed=seed)
+    feature_dicts = list(map(attrgetter("features"), records))
     numeric = [name for name, f in profile.features.items() if isinstance(f, NumericFeatureProfile)]
     features = _numeric_matrix(feature_dicts, numeric)
     for name in profile.features:
         if name not in features:
             raw = [f.get(name) for f in feature_dicts]
             features[name] = to_float(raw) if name in numeric else to_str(raw)
-    predictions = list(map(itemgetter("prediction"), records))
+    predictions = list(map(attrgetter("prediction"), records))
     if profile.task == "ranking":
         scores: list[float] = []
         owners: list[int] = []
@@ -130,28 +130,28 @@ def labeled_columns_from_rows(rows: Sequence[LabeledRow], task: str, *,
     (only when every row of the batch carries it).
     """
     if task == "classification":
-        y_pred = [_as_text(p["prediction"]) for _, p, _ in rows]
-        y_true = [_as_text(o["outcome"]) for _, _, o in rows]
+        y_pred = [_as_text(p.prediction) for _, p, _ in rows]
+        y_true = [_as_text(o.outcome) for _, _, o in rows]
         scores = None
         if positive_label is not None:
-            probabilities = [p["prediction"].get("probabilities") if _is_class(p["prediction"]) else None
+            probabilities = [p.prediction.get("probabilities") if _is_class(p.prediction) else None
                              for _, p, _ in rows]
             if all(p is not None and positive_label in p for p in probabilities):
                 scores = np.array([p[positive_label] for p in probabilities], dtype=np.float64)
         return LabeledColumns(np.asarray(y_true, dtype=str), np.asarray(y_pred, dtype=str), scores, None)
     if task == "regression":
-        y_true_f = to_float([o["outcome"] if type(o["outcome"]) is not dict else None for _, _, o in rows])
-        y_pred_f = to_float([p["prediction"] if type(p["prediction"]) in (int, float) else None for _, p, _ in rows])
+        y_true_f = to_float([o.outcome if type(o.outcome) is not dict else None for _, _, o in rows])
+        y_pred_f = to_float([p.prediction if type(p.prediction) in (int, float) else None for _, p, _ in rows])
         valid = ~(np.isnan(y_true_f) | np.isnan(y_pred_f))
         return LabeledColumns(y_true_f[valid], y_pred_f[valid], None, None)
     relevance: list[float] = []
     item_scores: list[float] = []
     groups: list[str] = []
     for event_id, prediction, outcome in rows:
-        predicted = prediction["prediction"]
+        predicted = prediction.prediction
         if not _is_ranking(predicted):
             continue
-        truth = outcome["outcome"]["relevance"] if type(outcome["outcome"]) is dict else {}
+        truth = outcome.outcome["relevance"] if type(outcome.outcome) is dict else {}
         group = f"{predicted['group_id']}\x1f{event_id}"
         for item in predicted["items"]:
             relevance.append(truth.get(item["item_id"], 0.0))
@@ -172,23 +172,23 @@ class RecordPanes(PaneAggregator):
     >>> ref = build_reference(pd.DataFrame({"x": rng.normal(size=500), "prediction": rng.normal(size=500)}),
     ...                       model="m", model_version="1", task="regression")
     >>> panes = RecordPanes({"m": ref}, pane_s=60, allowed_lateness_s=30, source="0")
-    >>> records = [{"event_id": str(i), "ts": float(i), "model": "m", "model_version": "1", "request_id": str(i),
-    ...             "features": {"x": float(rng.normal())}, "prediction": 0.1} for i in range(200)]
+    >>> records = [PredictionRecord(str(i), float(i), "m", "1", str(i), {"x": float(rng.normal())}, 0.1)
+    ...            for i in range(200)]
     >>> panes.add_records(records)
     >>> [(p.pane_start, p.n_events) for p in panes.close_panes()]
     [(0.0, 60), (60.0, 60)]
     """
 
-    def add_records(self, records: Sequence[Record]) -> None:
+    def add_records(self, records: Sequence[PredictionRecord]) -> None:
         """Apply predictions (any models, in order), as ``add_predictions`` applies events."""
         if not records:
             return
         batches: dict[str, Columns] = {}
-        for model, positions in rows_by_model(list(map(itemgetter("model"), records))).items():
+        for model, positions in rows_by_model(list(map(attrgetter("model"), records))).items():
             rows = records if len(positions) == len(records) else [records[i] for i in positions]
             profile = self.profile(model)
             if profile is None:  # counted as unmonitored: only the times matter
-                ts = np.fromiter(map(itemgetter("ts"), rows), dtype=np.float64, count=len(rows))
+                ts = np.fromiter(map(attrgetter("ts"), rows), dtype=np.float64, count=len(rows))
                 batches[model] = Columns(ts, _EMPTY, {}, _EMPTY, _EMPTY)
             else:
                 batches[model] = columns_from_records(rows, profile, seed=self.seed)
@@ -202,5 +202,5 @@ class RecordPanes(PaneAggregator):
         def columns_of(positions: np.ndarray, task: str, positive_label: str | None) -> LabeledColumns:
             return labeled_columns_from_rows([rows[i] for i in positions], task, positive_label=positive_label)
 
-        ts = np.fromiter((outcome["ts"] for _, _, outcome in rows), dtype=np.float64, count=len(rows))
-        self.add_labeled_columns(ts, [prediction["model"] for _, prediction, _ in rows], columns_of)
+        ts = np.fromiter((outcome.ts for _, _, outcome in rows), dtype=np.float64, count=len(rows))
+        self.add_labeled_columns(ts, [prediction.model for _, prediction, _ in rows], columns_of)

@@ -5,10 +5,11 @@
 JSON bytes, closed pane partials, rejects); `changelog` gives the net state changes since its
 last call, for the commit; the service loop only moves bytes.
 
-The hot path holds no pydantic objects: events stay the validated dicts `decode_records`
-returns (pydantic decides only the records its msgspec shape check is unsure about), they are
-held and released with numpy (``argsort`` on the held times), joined with dicts on
-``request_id``, written out with `labeled_json`, and sketched from columns.
+The hot path holds no pydantic objects: events stay the validated records `decode_records`
+returns (`PredictionRecord`, `OutcomeRecord`; pydantic decides only the events its msgspec
+shape check is unsure about), they are held and released with numpy (``argsort`` on the held
+times), joined with dicts on ``request_id``, written out with `labeled_json`, and sketched
+from columns.
 
 Event-time alignment
     The two input topics are consumed independently, so one batch may hold minutes of
@@ -36,17 +37,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter
 
 import numpy as np
 import orjson
 
 from driftline.config import IngestSettings
 from driftline.consumers.ingest.columnar import RecordPanes
-from driftline.schemas.codec import MessageView, RawMessage, Reject, decode_records, labeled_json
+from driftline.schemas.codec import MessageView, RawMessage, Record, Reject, decode_records, labeled_json
 from driftline.schemas.events import OutcomeEvent, PredictionEvent
 from driftline.schemas.profiles import PanePartial, ReferenceProfile
-from driftline.stream.join import JoinStore, Record, labeled_id
+from driftline.stream.join import JoinStore, labeled_id
 
 __all__ = ["PANES_KEY", "IngestOutputs", "PartitionState"]
 
@@ -54,8 +55,8 @@ PANES_KEY = b"panes"
 _PREDICTION_PREFIX = b"p:"
 _OUTCOME_PREFIX = b"o:"
 _NO_TS = np.empty(0)
-_ts_of = itemgetter("ts")
-_request_id_of = itemgetter("request_id")
+_ts_of = attrgetter("ts")
+_request_id_of = attrgetter("request_id")
 
 
 @dataclass(slots=True)
@@ -220,12 +221,12 @@ class PartitionState:
         joined.extend(self.join.add_outcomes(outcomes))
         if not joined:
             return
-        rows = [(labeled_id(p["event_id"], o["event_id"]), p, o) for p, o in joined]
-        request_ids = [p["request_id"] for p, _ in joined]
+        rows = [(labeled_id(p.event_id, o.event_id), p, o) for p, o in joined]
+        request_ids = [p.request_id for p, _ in joined]
         self._prediction_changes.delete(request_ids)
         self._outcome_changes.delete(request_ids)
         self.panes.add_labeled_rows(rows)
-        out.labeled.extend([(p["model"].encode(), labeled_json(event_id, p, o)) for event_id, p, o in rows])
+        out.labeled.extend([(p.model.encode(), labeled_json(event_id, p, o)) for event_id, p, o in rows])
 
     @classmethod
     def restore(
@@ -258,13 +259,13 @@ class PartitionState:
             OutcomeEvent, max_payload_bytes=limit,
         ).records
         state.prediction_progress_ts = state.held_predictions.add(
-            [r for r in pending_predictions if r["ts"] >= released_below_ts], max(map(_ts_of, pending_predictions),
+            [r for r in pending_predictions if r.ts >= released_below_ts], max(map(_ts_of, pending_predictions),
                                                                                   default=-math.inf))
         state.outcome_progress_ts = state.held_outcomes.add(
-            [r for r in pending_outcomes if r["ts"] >= released_below_ts], max(map(_ts_of, pending_outcomes),
+            [r for r in pending_outcomes if r.ts >= released_below_ts], max(map(_ts_of, pending_outcomes),
                                                                                default=-math.inf))
-        state.join.restore([r for r in pending_predictions if r["ts"] < released_below_ts],
-                           [r for r in pending_outcomes if r["ts"] < released_below_ts])
+        state.join.restore([r for r in pending_predictions if r.ts < released_below_ts],
+                           [r for r in pending_outcomes if r.ts < released_below_ts])
         return state
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from driftline.schemas import LabeledEvent, OutcomeEvent, PredictionEvent
-from driftline.schemas.codec import RawMessage, Reject, decode_one, encode, labeled_json
+from driftline.schemas.codec import RawMessage, Reject, decode_one, decode_records, encode, labeled_json
 from driftline.schemas.events import deterministic_id
 from driftline.stream.join import labeled_id
 
@@ -57,10 +57,12 @@ def joined(prediction: PredictionEvent, outcome: OutcomeEvent) -> LabeledEvent:
 @given(prediction=prediction_events, outcome=outcome_events)
 def test_labeled_json_is_the_labeled_event_of_the_object_path(prediction: PredictionEvent,
                                                               outcome: OutcomeEvent) -> None:
-    """From the records ingest keeps (the events' JSON objects): same event, same id, same bytes as `encode`."""
+    """From the records ingest keeps: same event, same id, same bytes as `encode`."""
     expected = joined(prediction, outcome)
     event_id = labeled_id(prediction.event_id, outcome.event_id)
-    fast = labeled_json(event_id, orjson.loads(encode(prediction)), orjson.loads(encode(outcome)))
+    [prediction_record] = decode_records([RawMessage(encode(prediction))], PredictionEvent).records
+    [outcome_record] = decode_records([RawMessage(encode(outcome))], OutcomeEvent).records
+    fast = labeled_json(event_id, prediction_record, outcome_record)
     assert LabeledEvent.model_validate_json(fast) == expected
     assert fast == encode(expected)
 

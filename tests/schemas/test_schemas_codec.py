@@ -157,7 +157,7 @@ def test_an_event_after_the_latest_accepted_time_is_rejected_with_its_message(ev
     as_int = base.replace(b'"ts":1700000000.5', b'"ts":1700000001')
     values = [base, as_int, base.replace(b'"ts":1700000000.5', b'"ts":1700000002.0')]
     batch = decode_records([_raw(v) for v in values], event_type, max_ts=1_700_000_001.0)
-    assert [r["ts"] for r in batch.records] == [1_700_000_000.5, 1_700_000_001.0]
+    assert [r.ts for r in batch.records] == [1_700_000_000.5, 1_700_000_001.0]
     [reject] = batch.rejects
     assert (reject.reason, reject.message.value, reject.message.offset) == (RejectReason.TS_IN_FUTURE, values[2], 41)
     assert "1700000002.0 is after 1700000001.0" in reject.detail

@@ -6,24 +6,24 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from driftline.schemas.codec import OutcomeRecord, PredictionRecord
 from driftline.schemas.events import deterministic_id
-from driftline.stream.join import JoinStore, Record, labeled_id
+from driftline.stream.join import JoinStore, labeled_id
 
 
-def prediction(i: int, ts: float) -> Record:
-    return {"event_id": f"p{i}", "ts": ts, "model": "m", "model_version": "1", "request_id": f"r{i}",
-            "features": {"x": float(i)}, "prediction": 0.5}
+def prediction(i: int, ts: float) -> PredictionRecord:
+    return PredictionRecord(f"p{i}", ts, "m", "1", f"r{i}", {"x": float(i)}, 0.5)
 
 
-def outcome(i: int, ts: float) -> Record:
-    return {"event_id": f"o{i}", "ts": ts, "request_id": f"r{i}", "model": "m", "outcome": 1.0}
+def outcome(i: int, ts: float) -> OutcomeRecord:
+    return OutcomeRecord(f"o{i}", ts, f"r{i}", "m", 1.0)
 
 
 def test_prediction_first_joins_on_outcome() -> None:
     store = JoinStore(max_label_delay_s=100)
     assert store.add_predictions([prediction(1, 10.0)]) == []
     joined = store.add_outcomes([outcome(1, 20.0)])
-    assert [(p["request_id"], p["ts"], o["ts"]) for p, o in joined] == [("r1", 10.0, 20.0)]
+    assert [(p.request_id, p.ts, o.ts) for p, o in joined] == [("r1", 10.0, 20.0)]
     assert store.stats.hits == 1 and store.pending_predictions == 0
 
 
@@ -31,7 +31,7 @@ def test_outcome_first_joins_on_prediction() -> None:
     store = JoinStore(max_label_delay_s=100)
     assert store.add_outcomes([outcome(1, 20.0)]) == []
     joined = store.add_predictions([prediction(1, 10.0)])
-    assert [(p["event_id"], o["event_id"]) for p, o in joined] == [("p1", "o1")]  # always (prediction, outcome)
+    assert [(p.event_id, o.event_id) for p, o in joined] == [("p1", "o1")]  # always (prediction, outcome)
     assert store.stats.outcome_first == 1 and store.pending_outcomes == 0
 
 
@@ -42,7 +42,7 @@ def test_expiry_in_event_time_counts_and_returns_what_expired() -> None:
     assert store.expire().predictions == []
     store.add_predictions([prediction(3, 60.0)])  # horizon 10: r1 expires, r2 and outcome r9 wait
     expired = store.expire()
-    assert [e["request_id"] for e in expired.predictions] == ["r1"]
+    assert [e.request_id for e in expired.predictions] == ["r1"]
     assert expired.outcomes == []
     assert store.stats.expired_predictions == 1
     assert store.add_outcomes([outcome(1, 61.0)]) == []  # too late: waits as an outcome instead

@@ -62,7 +62,7 @@ def test_record_panes_equal_the_object_path(stream: tuple[dict, list[bytes], lis
     records = decode_records([RawMessage(v) for v in predictions], PredictionEvent).records
     outcome_events = decode_batch([RawMessage(v) for v in outcomes], OutcomeEvent).events
     outcome_records = decode_records([RawMessage(v) for v in outcomes], OutcomeEvent).records
-    by_request = {r["request_id"]: i for i, r in enumerate(records)}
+    by_request = {r.request_id: i for i, r in enumerate(records)}
     rng = np.random.default_rng(5)
     reference = PaneAggregator(profiles, pane_s=10.0, allowed_lateness_s=5.0, source="0", seed=3)
     fast = RecordPanes(profiles, pane_s=10.0, allowed_lateness_s=5.0, source="0", seed=3)
@@ -71,15 +71,15 @@ def test_record_panes_equal_the_object_path(stream: tuple[dict, list[bytes], lis
         rows = list(range(start, min(start + step, len(records))))
         rng.shuffle(rows)  # out of order within a batch; a few events end up late
         for model in [*TASKS, "fraud"]:  # one model per call, as the handler's chunks give them
-            mine = [i for i in rows if records[i]["model"] == model]
+            mine = [i for i in rows if records[i].model == model]
             reference.add_predictions([events[i] for i in mine])
             fast.add_records([records[i] for i in mine])
         joined = [j for j in range(len(outcome_records))
-                  if by_request.get(outcome_records[j]["request_id"], len(records)) in set(rows)]
+                  if by_request.get(outcome_records[j].request_id, len(records)) in set(rows)]
         labeled = []
         for j in joined:
-            p, o = records[by_request[outcome_records[j]["request_id"]]], outcome_records[j]
-            labeled.append((labeled_id(p["event_id"], o["event_id"]), p, o))
+            p, o = records[by_request[outcome_records[j].request_id]], outcome_records[j]
+            labeled.append((labeled_id(p.event_id, o.event_id), p, o))
         reference.add_labeled([LabeledEvent.model_validate_json(labeled_json(*row)) for row in labeled])
         fast.add_labeled_rows(labeled)
         assert [encode(p) for p in fast.close_panes()] == [encode(p) for p in reference.close_panes()]
