@@ -29,9 +29,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Expired", "JoinStats", "JoinStore", "Record", "labeled_id"]
+__all__ = ["Expired", "JoinStats", "JoinStore", "Joinable", "labeled_id"]
 
-class Record(Protocol):
+
+class Joinable(Protocol):
     """What the join reads of a validated prediction or outcome."""
 
     @property
@@ -56,8 +57,8 @@ class JoinStats:
 class Expired:
     """What `JoinStore.expire` removed, so the caller can tombstone its changelog entries."""
 
-    predictions: list[Record]
-    outcomes: list[Record]
+    predictions: list[Joinable]
+    outcomes: list[Joinable]
 
 
 def labeled_id(prediction_event_id: str, outcome_event_id: str) -> str:
@@ -91,8 +92,8 @@ class JoinStore:
         self._reset()
 
     def _reset(self) -> None:
-        self._predictions: dict[str, Record] = {}
-        self._outcomes: dict[str, Record] = {}
+        self._predictions: dict[str, Joinable] = {}
+        self._outcomes: dict[str, Joinable] = {}
         self._max_ts = float("-inf")
         self.stats = JoinStats()
 
@@ -109,14 +110,14 @@ class JoinStore:
     def pending_outcomes(self) -> int:
         return len(self._outcomes)
 
-    def add_predictions(self, records: Iterable[Record]) -> list[tuple[Record, Record]]:
+    def add_predictions(self, records: Iterable[Joinable]) -> list[tuple[Joinable, Joinable]]:
         """Store predictions; those whose outcome already waits are joined and returned as pairs."""
         joined, duplicates = self._add(records, self._predictions, self._outcomes, prediction_side=True)
         self.stats.outcome_first += len(joined)
         self.stats.duplicates += duplicates
         return joined
 
-    def add_outcomes(self, records: Iterable[Record]) -> list[tuple[Record, Record]]:
+    def add_outcomes(self, records: Iterable[Joinable]) -> list[tuple[Joinable, Joinable]]:
         """Join outcomes with their waiting prediction; the others wait for theirs."""
         joined, duplicates = self._add(records, self._outcomes, self._predictions, prediction_side=False)
         self.stats.hits += len(joined)
@@ -124,10 +125,11 @@ class JoinStore:
         return joined
 
     def _add(
-        self, records: Iterable[Record], same: dict[str, Record], other: dict[str, Record], *, prediction_side: bool
-    ) -> tuple[list[tuple[Record, Record]], int]:
+        self, records: Iterable[Joinable], same: dict[str, Joinable], other: dict[str, Joinable], *,
+        prediction_side: bool,
+    ) -> tuple[list[tuple[Joinable, Joinable]], int]:
         """One loop for both sides (the hot path): pairs are always (prediction, outcome)."""
-        joined: list[tuple[Record, Record]] = []
+        joined: list[tuple[Joinable, Joinable]] = []
         duplicates = 0
         max_ts = self._max_ts
         pop = other.pop
@@ -160,7 +162,7 @@ class JoinStore:
         self.stats.expired_outcomes += len(old_outcomes)
         return Expired(old_predictions, old_outcomes)
 
-    def restore(self, predictions: Iterable[Record], outcomes: Iterable[Record]) -> None:
+    def restore(self, predictions: Iterable[Joinable], outcomes: Iterable[Joinable]) -> None:
         """Put back the pending entries read from a changelog, without counting them as new."""
         for pending, records in ((self._predictions, predictions), (self._outcomes, outcomes)):
             for record in records:
@@ -168,8 +170,8 @@ class JoinStore:
                 self._max_ts = max(self._max_ts, record.ts)
 
 
-def _pop_older(pending: dict[str, Record], horizon: float) -> list[Record]:
-    expired: list[Record] = []
+def _pop_older(pending: dict[str, Joinable], horizon: float) -> list[Joinable]:
+    expired: list[Joinable] = []
     for record in pending.values():
         if record.ts >= horizon:
             break
