@@ -163,12 +163,11 @@ def _listener_pid(port: int) -> int | None:
 
 def _worker(spec_path: str) -> None:
     """Run the pipeline of a spec file written by `_run_pipeline`; write its marks as JSON."""
-    import gc
-
     import msgspec
     import orjson
     from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
+    from driftline.consumers.common.service import gc_for_streaming
     from driftline.schemas.codec import OutcomeRecord, PredictionRecord, labeled_json
     from driftline.stream.join import labeled_id
 
@@ -300,36 +299,34 @@ def _worker(spec_path: str) -> None:
     consumed = committed = 0
     deadline = time.monotonic() + spec["timeout_s"]
     interval, batch_size, poll_timeout = spec["commit_interval_s"], spec["batch_size"], spec["poll_timeout_s"]
-    # as ingest's loop (`_gc_for_streaming`): start-up objects frozen, a young generation of 50 000
-    gc.freeze()
-    gc.set_threshold(50_000, *gc.get_threshold()[1:])
     spent = {"consume": 0.0, "handle": 0.0, "commit": 0.0}  # main thread wall time, from the first batch on
     clock = time.perf_counter
     last_commit = time.monotonic()
-    while consumed < expected and time.monotonic() < deadline:
-        # never more than what is left: the backlog's end must not cost a poll timeout (a stream has no end)
-        started = clock()
-        messages = consumer.consume(min(batch_size, expected - consumed), poll_timeout)
-        if messages:
-            if not marks:
-                marks.append(mark(0))
-            else:
-                spent["consume"] += clock() - started
+    with gc_for_streaming():  # the cyclic GC as ingest's loop sets it
+        while consumed < expected and time.monotonic() < deadline:
+            # never more than what is left: the backlog's end must not cost a poll timeout (a stream has no end)
             started = clock()
-            consumed += handle(messages)
-            spent["handle"] += clock() - started
-        if consumed > committed and time.monotonic() - last_commit >= interval:
+            messages = consumer.consume(min(batch_size, expected - consumed), poll_timeout)
+            if messages:
+                if not marks:
+                    marks.append(mark(0))
+                else:
+                    spent["consume"] += clock() - started
+                started = clock()
+                consumed += handle(messages)
+                spent["handle"] += clock() - started
+            if consumed > committed and time.monotonic() - last_commit >= interval:
+                started = clock()
+                commit()
+                spent["commit"] += clock() - started
+                committed, last_commit = consumed, time.monotonic()
+                marks.append(mark(committed))
+        last_message = mark(consumed)
+        if consumed > committed:
             started = clock()
             commit()
             spent["commit"] += clock() - started
-            committed, last_commit = consumed, time.monotonic()
-            marks.append(mark(committed))
-    last_message = mark(consumed)
-    if consumed > committed:
-        started = clock()
-        commit()
-        spent["commit"] += clock() - started
-        marks.append(mark(consumed))
+            marks.append(mark(consumed))
     result = {"consumed": consumed, "produced": produced[0], "unjoined": len(predictions) + len(early_outcomes),
               "spent": spent, "start": list(astuple(start)), "last_message": list(astuple(last_message)),
               "marks": [list(astuple(m)) for m in marks]}

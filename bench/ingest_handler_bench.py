@@ -22,7 +22,7 @@ import argparse
 import time
 
 from driftline.config import load_config
-from driftline.consumers.common.service import _gc_for_streaming
+from driftline.consumers.common.service import gc_for_streaming
 from driftline.consumers.ingest.handler import PartitionState
 from driftline.producers.scenarios import DriftScenario
 from driftline.producers.simulator import ModelSpec, Simulator
@@ -79,7 +79,7 @@ def main() -> None:
     predictions, outcomes, profiles = stream(args.predictions, args.events_per_s)
     print(f"{'run':>3}  {'events':>9}  {'labeled':>9}  {'CPU µs per event':>16}  {'events per CPU-second':>21}")
     for index in range(args.repeats):
-        with _gc_for_streaming():  # the cyclic GC as the services run it
+        with gc_for_streaming():  # the cyclic GC as the services run it
             cpu_s, events, labeled = run(predictions, outcomes, profiles, args.batch, args.commit_every)
         print(f"{index + 1:>3}  {events:>9,}  {labeled:>9,}  {cpu_s / events * 1e6:>16.2f}  {events / cpu_s:>21,.0f}")
 

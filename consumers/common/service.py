@@ -37,7 +37,7 @@ from driftline.consumers.common.signals import StopFlag
 from driftline.consumers.common.transactional import TransactionalClients
 from driftline.schemas.profiles import ReferenceProfile
 
-__all__ = ["ServiceSummary", "TransactionalService", "changelog_topic"]
+__all__ = ["ServiceSummary", "TransactionalService", "changelog_topic", "gc_for_streaming"]
 
 log = logging.getLogger("driftline.service")
 
@@ -50,7 +50,7 @@ _GC_GEN0_THRESHOLD = 50_000
 
 
 @contextmanager
-def _gc_for_streaming() -> Iterator[None]:
+def gc_for_streaming() -> Iterator[None]:
     """Fewer cyclic-GC passes while the loop runs, and none over the start-up objects (frozen); undone after."""
     thresholds = gc.get_threshold()
     gc.freeze()
@@ -247,7 +247,7 @@ class TransactionalService(Generic[PartitionStateT, SummaryT]):
         self._open()
         assert self._clients is not None and self._references is not None
         try:
-            with _gc_for_streaming():
+            with gc_for_streaming():
                 self._loop(deadline, max_messages, until_idle=until_idle)
             if not self._clients.checkpoint.empty():
                 self._commit()
