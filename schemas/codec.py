@@ -222,7 +222,7 @@ def decode_batch(
     return result
 
 
-# --- the ingest hot path: validated dicts instead of pydantic objects -------------------------
+# --- the ingest hot path: validated records instead of pydantic objects -----------------------
 
 _NAME_MAX = 256
 _CLASS_KEYS = frozenset({"label", "probabilities"})
@@ -374,7 +374,7 @@ _RECORD_TYPES: dict[type[BaseModel], type[Record]] = {PredictionEvent: Predictio
 class RecordBatch:
     """Validated events as records, index-aligned with their raw bytes, and the rejects."""
 
-    records: list[Any] = field(default_factory=list)  # PredictionRecord or OutcomeRecord, as decoded
+    records: list[Record] = field(default_factory=list)
     values: list[bytes] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
 

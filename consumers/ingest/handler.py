@@ -259,11 +259,11 @@ class PartitionState:
             OutcomeEvent, max_payload_bytes=limit,
         ).records
         state.prediction_progress_ts = state.held_predictions.add(
-            [r for r in pending_predictions if r.ts >= released_below_ts], max(map(_ts_of, pending_predictions),
-                                                                                  default=-math.inf))
+            [r for r in pending_predictions if r.ts >= released_below_ts],
+            max(map(_ts_of, pending_predictions), default=-math.inf))
         state.outcome_progress_ts = state.held_outcomes.add(
-            [r for r in pending_outcomes if r.ts >= released_below_ts], max(map(_ts_of, pending_outcomes),
-                                                                               default=-math.inf))
+            [r for r in pending_outcomes if r.ts >= released_below_ts],
+            max(map(_ts_of, pending_outcomes), default=-math.inf))
         state.join.restore([r for r in pending_predictions if r.ts < released_below_ts],
                            [r for r in pending_outcomes if r.ts < released_below_ts])
         return state
