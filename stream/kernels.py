@@ -1,10 +1,11 @@
-"""Compiled inner loops for the two hot paths that numpy can only do in many passes.
+"""Compiled inner loops for the hot paths that numpy can only do in many passes.
 
-Binning a (features × values) block and merging two sorted samples into KS and
-Wasserstein statistics are one pass each over the data in a compiled loop, but ten or
-more temporaries and passes as numpy calls. numba compiles them ahead of use (eager
-signatures, cached on disk), so the first window pays no compilation. Each kernel states
-what it equals; the tests compare them with numpy's and scipy's results.
+Binning a (features × values) block, merging two sorted samples into KS and Wasserstein
+statistics, and the statistics of a thousand bootstrap resamples are one pass each over
+the data in a compiled loop, but ten or more temporaries and passes as numpy calls.
+numba compiles them ahead of use (eager signatures, cached on disk), so the first window
+pays no compilation. Each kernel states what it equals; the tests compare them with
+numpy's and scipy's results.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["bin_counts", "bin_counts_by_comparison", "binned_distances", "ks_wasserstein", "moments"]
+__all__ = [
+    "bin_counts", "bin_counts_by_comparison", "binned_distances", "ks_wasserstein", "moments",
+    "resampled_statistics",
+]
 
 _OPTIONS = {"cache": True, "nogil": True, "boundscheck": False}
 
@@ -182,3 +186,56 @@ def binned_distances(reference: np.ndarray, current: np.ndarray, epsilon: float,
             if q > 0:
                 right += q * np.log(q / middle)
         psi[r], jensen_shannon[r] = score, np.sqrt((left + right) / log2 / 2.0)
+
+
+@numba.njit("void(int64[:, ::1], float64[:, ::1], float64[:, ::1], intp[::1], intp[::1], boolean[::1], "
+            "float64[::1])", **_OPTIONS)
+def resampled_statistics(rows: np.ndarray, values: np.ndarray, means: np.ndarray, order: np.ndarray,
+                         run_ends: np.ndarray, positive: np.ndarray, auc: np.ndarray) -> None:  # pragma: no cover
+    """Per bootstrap resample: the mean of each row of ``values`` and, when asked, the ROC AUC.
+
+    A row of ``rows`` holds the sample indices one resample drew; ``values`` has a column per
+    sample index (and may have no row). Both statistics depend only
+    on how often each index was drawn, so each resample is one count of its draws (no
+    gathered copy of the values) followed by
+    - ``means[r, k]``: ``values[k]`` weighted by the draw counts, over the draws (numpy's
+      ``values[k][rows].mean(axis=1)`` up to the last bits of the sum);
+    - ``auc[r]`` (skipped when ``order`` is empty): ROC AUC with mid-ranks (Mann-Whitney U), NaN
+      when the resample drew one class only. ``order`` holds the sample indices by score and
+      ``run_ends`` the (exclusive) ends of its runs of equal scores; ``positive`` flags each
+      index. One walk up the scores adds, for a run's positives, twice the negatives below it
+      plus the negatives in it: 2U is an integer, so the AUC equals the sort-based value exactly.
+    """
+    n_resamples, size = rows.shape
+    n_values = values.shape[0]
+    draws = np.zeros(values.shape[1], dtype=np.int64)
+    for r in range(n_resamples):
+        draws[:] = 0
+        for j in range(size):
+            draws[rows[r, j]] += 1
+        for k in range(n_values):
+            row, total = values[k], 0.0
+            for i in range(draws.shape[0]):
+                total += draws[i] * row[i]
+            means[r, k] = total / size
+        if order.shape[0] == 0:
+            continue
+        twice_u = negatives_below = n_positive = 0
+        start = 0
+        for end in run_ends:
+            run_positive = run_negative = 0
+            for k in range(start, end):
+                index = order[k]
+                if positive[index]:
+                    run_positive += draws[index]
+                else:
+                    run_negative += draws[index]
+            twice_u += run_positive * (2 * negatives_below + run_negative)
+            negatives_below += run_negative
+            n_positive += run_positive
+            start = end
+        n_negative = size - n_positive
+        if n_positive > 0 and n_negative > 0:
+            auc[r] = 0.5 * twice_u / (float(n_positive) * float(n_negative))
+        else:
+            auc[r] = np.nan

@@ -11,6 +11,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.stats import binomtest
 from sklearn.metrics import roc_auc_score
 
 from driftline.stream.concept import ConceptDriftTest, LabeledSketch, LossMonitor, _auc_replicates, _confusion_metrics
@@ -73,6 +74,38 @@ def test_sketch_metrics_equal_compute_metrics(task: str) -> None:
                                groups=rows.get("groups"))
     assert sketch.metrics() == pytest.approx(expected)
     assert sketch.n == (200 if task == "ranking" else 1600)
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 300), n_labels=st.integers(1, 4),
+       positive=st.sampled_from([None, "a", "z"]), decimals=st.integers(0, 2))
+def test_sketch_classification_metrics_equal_sklearns(
+    seed: int, n: int, n_labels: int, positive: str | None, decimals: int
+) -> None:
+    """Metrics from confusion counts and the Mann-Whitney count equal `label_metrics` and sklearn's ROC AUC.
+
+    Which metrics are defined as well as their values: binary and multi-class, tied scores,
+    and a configured positive class that no row has.
+    """
+    rng = np.random.default_rng(seed)
+    labels = ["a", "b", "c", "d"][:n_labels]
+    truth, predicted = rng.choice(labels, size=n), rng.choice(labels, size=n)
+    scores = np.round(rng.random(n), decimals)
+    sketch = LabeledSketch.empty("classification", capacity=n, positive_label=positive)
+    sketch.update(truth, predicted, scores=scores)
+    expected = compute_metrics("classification", truth, predicted, scores=scores, positive_label=positive)
+    assert sketch.metrics() == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize(("correct", "n"), [(0, 50), (1, 50), (37, 50), (49, 50), (50, 50), (4707, 6000)])
+@pytest.mark.parametrize("level", [0.05, 0.05 / 6])
+def test_accuracy_interval_is_binomtests_exact_interval(correct: int, n: int, level: float) -> None:
+    truth = np.array(["yes"] * n)
+    sketch = sketch_of("classification", {"y_true": truth, "y_pred": np.where(np.arange(n) < correct, "yes", "no")})
+    evidence = ConceptDriftTest._binomial_evidence(sketch, 0.9, level)
+    exact = binomtest(correct, n).proportion_ci(confidence_level=1.0 - 2.0 * level, method="exact")
+    assert (evidence["ci_low"], evidence["ci_high"]) == pytest.approx((exact.low, exact.high), abs=1e-10)
+    assert evidence["p_value"] == binomtest(correct, n, 0.9, alternative="less").pvalue
 
 
 @pytest.mark.parametrize("task", list(ROWS))

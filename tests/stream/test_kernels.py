@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial import distance
 
-from driftline.stream.kernels import binned_distances, ks_wasserstein, moments
+from driftline.stream.kernels import binned_distances, ks_wasserstein, moments, resampled_statistics
 
 finite = st.floats(-1e6, 1e6, allow_nan=False)
 
@@ -72,3 +72,37 @@ def test_binned_distances_equal_the_formulas_and_scipys_jensen_shannon(counts: t
     assert psi[0] == pytest.approx(float(np.sum((q - p) * np.log(q / p))), rel=1e-9, abs=1e-12)
     assert js[0] == pytest.approx(float(distance.jensenshannon(reference[0], current[0], base=2)), rel=1e-9,
                                   abs=1e-12)
+
+
+_NONE = np.empty(0, dtype=np.intp)
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 200), n_values=st.integers(0, 3))
+def test_resampled_means_equal_numpys_gathered_means(seed: int, size: int, n_values: int) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=(n_values, size)) * 10.0 ** rng.integers(-3, 4, size=(n_values, 1))
+    rows = rng.integers(0, size, size=(6, size))
+    means = np.full((6, n_values), np.nan)
+    resampled_statistics(rows, values, means, _NONE, _NONE, np.empty(0, dtype=bool), np.empty(0))
+    for k in range(n_values):
+        expected = values[k][rows].mean(axis=1)
+        np.testing.assert_allclose(means[:, k], expected, rtol=1e-12, atol=1e-13 * np.abs(values[k]).max())
+
+
+def test_resampled_auc_beside_means_changes_neither() -> None:
+    """Asked together (log loss and ROC AUC of one window), each statistic is what it is alone."""
+    rng = np.random.default_rng(4)
+    scores, positive = np.round(rng.random(300), 2), rng.random(300) < 0.4
+    values, rows = rng.random((1, 300)), rng.integers(0, 300, size=(50, 300))
+    order = np.argsort(scores, kind="stable").astype(np.intp)
+    ordered = scores[order]
+    run_ends = np.append(np.flatnonzero(ordered[1:] != ordered[:-1]) + 1, 300).astype(np.intp)
+    means_alone, auc_alone, means, auc = np.empty((50, 1)), np.empty(50), np.empty((50, 1)), np.empty(50)
+    resampled_statistics(rows, values, means_alone, _NONE, _NONE, np.empty(0, dtype=bool), np.empty(0))
+    resampled_statistics(rows, np.empty((0, 300)), np.empty((50, 0)), order, run_ends, positive, auc_alone)
+    resampled_statistics(rows, values, means, order, run_ends, positive, auc)
+    assert np.array_equal(means, means_alone) and np.array_equal(auc, auc_alone)
+    assert auc[0] == pytest.approx(stats.mannwhitneyu(scores[rows[0]][positive[rows[0]]],
+                                                      scores[rows[0]][~positive[rows[0]]]).statistic
+                                   / (positive[rows[0]].sum() * (~positive[rows[0]]).sum()), abs=1e-12)
