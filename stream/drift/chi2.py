@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from driftline.stream.drift.base import BinnedTest, Statistic
 
@@ -11,7 +11,7 @@ __all__ = ["ChiSquareTest"]
 
 
 class ChiSquareTest(BinnedTest):
-    """Chi-square on the 2 x k table of reference and current counts (``scipy.stats.chi2_contingency``).
+    """Chi-square on the 2 x k table of reference and current counts (as ``scipy.stats.chi2_contingency``).
 
     Bins empty in both are dropped; no continuity correction, so the result is scipy's
     Pearson statistic exactly.
@@ -32,5 +32,9 @@ class ChiSquareTest(BinnedTest):
         table = table[:, table.sum(axis=0) > 0]
         if table.shape[1] < 2 or np.any(table.sum(axis=1) == 0):
             return Statistic(0.0, p_value=1.0)
-        res = stats.chi2_contingency(table, correction=False)
-        return Statistic(float(res.statistic), p_value=float(res.pvalue))
+        # chi2_contingency(correction=False) by its own operations (expected counts from the margins,
+        # Pearson's sum, chi2.sf as the chdtrc it calls): the same floats, without its ~170 µs of
+        # argument handling, paid per categorical feature and window
+        expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0) / table.sum()
+        statistic = float(((table - expected) ** 2 / expected).sum())
+        return Statistic(statistic, p_value=float(special.chdtrc(table.shape[1] - 1, statistic)))

@@ -92,6 +92,22 @@ def test_chi_square_is_scipys_exactly_on_the_non_empty_bins() -> None:
     assert with_empty_bin.statistic == expected.statistic
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.integers(2, 40).flatmap(lambda k: st.tuples(st.lists(st.integers(0, 10**6), min_size=k, max_size=k),
+                                                      st.lists(st.integers(0, 10**6), min_size=k, max_size=k))))
+def test_chi_square_equals_chi2_contingency_float_for_float(counts: tuple[list[int], list[int]]) -> None:
+    """It follows chi2_contingency's operations instead of calling it: the same statistic and p-value bits."""
+    reference, current = np.array(counts[0]), np.array(counts[1])
+    result = ChiSquareTest().compute(reference, current)
+    table = np.vstack([reference, current]).astype(float)
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or np.any(table.sum(axis=1) == 0):
+        assert (result.statistic, result.p_value) == (0.0, 1.0)
+        return
+    expected = stats.chi2_contingency(table, correction=False)
+    assert (result.statistic, result.p_value) == (expected.statistic, expected.pvalue)
+
+
 def test_psi_against_hand_computed_values() -> None:
     # p_ref = (0.5, 0.5), p_cur = (0.4, 0.6): (0.4-0.5) ln(0.8) + (0.6-0.5) ln(1.2)
     assert PSI().result("x", np.array([50, 50]), np.array([40, 60])).score == pytest.approx(
