@@ -42,11 +42,11 @@ from driftline.demo import write_toml
 PANE_S, WINDOW_S, STEP_S, LATENESS_S = 10.0, 60.0, 30.0, 10.0
 
 
-def bench_sections(bootstrap: str, prefix: str, partitions: int) -> dict[str, dict[str, Any]]:
+def bench_sections(bootstrap: str, prefix: str, partitions: int, batch_size: int = 10_000) -> dict[str, dict[str, Any]]:
     return {
         "kafka": {"bootstrap_servers": bootstrap, "topic_prefix": prefix, "partitions": partitions},
         "ingest": {"group_id": f"{prefix}ingest", "pane_s": PANE_S, "allowed_lateness_s": LATENESS_S,
-                   "max_label_delay_s": 3600.0, "batch_size": 10000, "commit_interval_s": 1.0},
+                   "max_label_delay_s": 3600.0, "batch_size": batch_size, "commit_interval_s": 1.0},
         "monitor": {"group_id": f"{prefix}monitor", "pane_s": PANE_S, "allowed_lateness_s": LATENESS_S,
                     "window_s": WINDOW_S, "step_s": STEP_S, "min_samples": 100, "hysteresis_windows": 2,
                     "concept_drop_threshold": 0.1, "cooldown_s": 0.0, "commit_interval_s": 0.5},
@@ -238,6 +238,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=2)
     parser.add_argument("--ingest-processes", type=int, default=1)
     parser.add_argument("--events-per-s", type=float, default=200.0, help="simulated event-time rate")
+    parser.add_argument("--batch-size", type=int, default=10_000, help="ingest.batch_size: records per consume")
     parser.add_argument("--skip-faust", action="store_true")
     args = parser.parse_args()
 
@@ -245,7 +246,7 @@ def main() -> None:
     from driftline.topics import ensure_topics
 
     prefix = f"bench{uuid.uuid4().hex[:6]}."
-    sections = bench_sections(args.bootstrap, prefix, args.partitions)
+    sections = bench_sections(args.bootstrap, prefix, args.partitions, args.batch_size)
     cfg = load_config(None, **sections)
     ensure_topics(cfg.kafka)
     results: dict[str, str] = {}

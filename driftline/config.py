@@ -64,6 +64,7 @@ class _Section(BaseModel):
 DRIFTLINE_CLIENT_SETTINGS = frozenset({
     "group.id", "group.instance.id", "transactional.id", "enable.auto.commit", "enable.auto.offset.store",
     "auto.offset.reset", "isolation.level", "partition.assignment.strategy", "enable.idempotence",
+    "enable.partition.eof",
 })
 
 

@@ -23,6 +23,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import KafkaException, Message, TopicPartition
 
@@ -35,13 +36,29 @@ from driftline.consumers.common.signals import StopFlag
 from driftline.consumers.ingest.handler import IngestOutputs, PartitionState
 from driftline.schemas.codec import encode
 
-__all__ = ["IdleInputs", "IngestApp", "IngestSummary"]
+__all__ = ["IdleInputs", "IngestApp", "IngestSummary", "consumer_settings"]
 
 log = logging.getLogger("driftline.ingest")
 
-# Large fetches: a batch of 5 000 predictions is ~2.5 MB of JSON.
-_CONSUMER_OVERRIDES = {"fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760,
-                       "enable.partition.eof": True}
+# Tuning, which a `[kafka.client]` value replaces: large fetches (a batch of 5 000 predictions is
+# ~2.5 MB of JSON), and `consumer_settings` adds a prefetch of about one batch per partition.
+_CONSUMER_TUNING = {"fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760}
+# Required: the end-of-partition events tell ingest when an input is idle.
+_CONSUMER_REQUIRED = {"enable.partition.eof": True}
+
+
+def consumer_settings(cfg: DriftlineConfig) -> dict[str, Any]:
+    """What ingest adds to the common consumer settings: its tuning (unless `[kafka.client]` sets it), its needs.
+
+    ``queued.min.messages`` is ``ingest.batch_size`` (librdkafka prefetches up to 100 000
+    messages per partition by default). `IngestApp._pace` pauses the input that is ahead, and
+    librdkafka drops what it had prefetched for a paused partition and fetches it again on
+    resume: with a prefetch of one batch little is fetched twice. In ``bench/e2e_bench.py``
+    (~70 pauses per 10^6 + 10^6 events) the machine's CPU per event fell ~7 % (six alternated
+    runs each, 14.6-16.1 against 16.0-17.5 µs).
+    """
+    tuning = {**_CONSUMER_TUNING, "queued.min.messages": cfg.ingest.batch_size}
+    return {**{key: value for key, value in tuning.items() if key not in cfg.kafka.client}, **_CONSUMER_REQUIRED}
 
 
 @dataclass(slots=True)
@@ -138,7 +155,7 @@ class IngestApp(TransactionalService[PartitionState, IngestSummary]):
             cfg, cfg.ingest, metrics or Metrics("ingest"), stop or StopFlag(), IngestSummary(),
             instance_id=instance_id or cfg.ingest.instance_id,
             inputs=[cfg.kafka.topic("predictions"), cfg.kafka.topic("outcomes")],
-            consumer_overrides=_CONSUMER_OVERRIDES,
+            consumer_overrides=consumer_settings(cfg),
         )
         self.settings = cfg.ingest
         self.topics = {name: cfg.kafka.topic(name) for name in ("predictions", "outcomes", "labeled", "panes")}
