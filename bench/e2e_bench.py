@@ -1,7 +1,8 @@
 """End-to-end benchmark: simulator -> broker -> `driftline ingest` -> `driftline monitor` -> alerts.
 
-Prints the producer rate, ingest's sustained events/s (between its first and last commit, so
-process start-up and changelog restore are not counted), the CPU time per event over the same
+Prints the producer rate, ingest's sustained events/s (between its first and last commit of input
+offsets, so process start-up and changelog restore are not counted; the last one waits for the
+inputs to turn idle, ``IDLE_AFTER_S``), the CPU time per event over the same
 span of ingest, of the monitor and of the whole machine (every core, broker included, beside
 what a rate of 150 000 events/s would leave), the machine's load average around it (the bench
 shares its cores with whatever else runs, so the rate moves with the load; the CPU time much
@@ -25,6 +26,7 @@ It creates its own topic set under a unique prefix and deletes it at the end.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
@@ -40,13 +42,18 @@ from typing import Any
 from driftline.demo import write_toml
 
 PANE_S, WINDOW_S, STEP_S, LATENESS_S = 10.0, 60.0, 30.0, 10.0
+# The events still held when both inputs reach their end go out once the inputs have been idle this
+# long, and only then are their offsets committed: the end of the timed span includes it (the
+# services' default, 5 s, is for live streams that pause).
+IDLE_AFTER_S = 1.0
 
 
 def bench_sections(bootstrap: str, prefix: str, partitions: int, batch_size: int = 10_000) -> dict[str, dict[str, Any]]:
     return {
         "kafka": {"bootstrap_servers": bootstrap, "topic_prefix": prefix, "partitions": partitions},
         "ingest": {"group_id": f"{prefix}ingest", "pane_s": PANE_S, "allowed_lateness_s": LATENESS_S,
-                   "max_label_delay_s": 3600.0, "batch_size": batch_size, "commit_interval_s": 1.0},
+                   "max_label_delay_s": 3600.0, "batch_size": batch_size, "commit_interval_s": 1.0,
+                   "idle_after_s": IDLE_AFTER_S},
         "monitor": {"group_id": f"{prefix}monitor", "pane_s": PANE_S, "allowed_lateness_s": LATENESS_S,
                     "window_s": WINDOW_S, "step_s": STEP_S, "min_samples": 100, "hysteresis_windows": 2,
                     "concept_drop_threshold": 0.1, "cooldown_s": 0.0, "commit_interval_s": 0.5},
@@ -239,6 +246,8 @@ def main() -> None:
     parser.add_argument("--ingest-processes", type=int, default=1)
     parser.add_argument("--events-per-s", type=float, default=200.0, help="simulated event-time rate")
     parser.add_argument("--batch-size", type=int, default=10_000, help="ingest.batch_size: records per consume")
+    parser.add_argument("--client", action="append", default=[], metavar="KEY=VALUE",
+                        help="a [kafka.client] setting for the services (librdkafka), repeatable")
     parser.add_argument("--skip-faust", action="store_true")
     args = parser.parse_args()
 
@@ -247,12 +256,16 @@ def main() -> None:
 
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     sections = bench_sections(args.bootstrap, prefix, args.partitions, args.batch_size)
+    sections["kafka"]["client"] = dict(setting.split("=", 1) for setting in args.client)
     cfg = load_config(None, **sections)
     ensure_topics(cfg.kafka)
     results: dict[str, str] = {}
     workdir = Path(tempfile.mkdtemp(prefix="driftline-bench-"))
     config = workdir / "driftline.toml"
-    write_toml(config, sections)
+    write_toml(config, {**sections, "kafka": {k: v for k, v in sections["kafka"].items() if k != "client"}})
+    with config.open("a") as toml:  # dotted librdkafka names are quoted keys of [kafka.client]
+        toml.write("[kafka.client]\n" + "".join(f"{json.dumps(k)} = {json.dumps(v)}\n"
+                                                for k, v in sections["kafka"]["client"].items()))
     processes: list[subprocess.Popen[bytes]] = []
     try:
         say(f"producing {args.predictions:,} predictions and their outcomes under {prefix}")
@@ -291,6 +304,11 @@ def main() -> None:
         for label, (before, after) in per_event.items():
             if before is not None and after is not None:
                 results[label] = f"{(after - before) / (last[1] - first[1]) * 1e6:.1f}"
+        from driftline.consumers.common.service import changelog_topic
+
+        _, changelog_written = _ends(cfg, [changelog_topic(cfg.kafka, "ingest", cfg.ingest.group_id)])
+        results["ingest changelog records per input record (transaction markers included)"] = (
+            f"{changelog_written / total:.3f}")
         cores = os.cpu_count() or 1
         results["machine CPU per event that 150 000 events/s leaves on these cores µs"] = f"{cores / 0.15:.1f}"
         # `panes` is written in transactions: its end offsets count commit markers the monitor never

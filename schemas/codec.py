@@ -89,7 +89,7 @@ class RawMessage(NamedTuple):
 
 
 class MessageView(Protocol):
-    """What `decode_records` reads of a message: its value, and the whole `RawMessage` for a reject.
+    """What `decode_records` reads of a message: value and offset, and the whole `RawMessage` for a reject.
 
     `RawMessage` is one; a consumer may hand in a view that reads the rest of a message only
     when it is rejected (most never are).
@@ -97,6 +97,9 @@ class MessageView(Protocol):
 
     @property
     def value(self) -> bytes | None: ...
+
+    @property
+    def offset(self) -> int: ...
 
     def raw(self) -> RawMessage: ...
 
@@ -372,10 +375,10 @@ _RECORD_TYPES: dict[type[BaseModel], type[Record]] = {PredictionEvent: Predictio
 
 @dataclass(slots=True)
 class RecordBatch:
-    """Validated events as records, index-aligned with their raw bytes, and the rejects."""
+    """Validated events as records, index-aligned with their offsets, and the rejects."""
 
     records: list[Record] = field(default_factory=list)
-    values: list[bytes] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
 
 
@@ -396,7 +399,7 @@ def decode_records(
     """
     plain = _PLAIN_DECODERS[event_type]
     batch = RecordBatch()
-    records, values = batch.records, batch.values
+    records, offsets = batch.records, batch.offsets
     for message in messages:
         value = message.value
         data = plain(value) if value is not None and len(value) <= max_payload_bytes else None
@@ -412,7 +415,7 @@ def decode_records(
                 f"ts {data.ts!r} is after {max_ts!r}, the latest event time accepted now", message.raw()))
             continue
         records.append(data)
-        values.append(value)  # type: ignore[arg-type]  # accepted, so not None
+        offsets.append(message.offset)
     return batch
 
 

@@ -148,6 +148,16 @@ class JoinStore:
         self._max_ts = max_ts
         return joined, duplicates
 
+    def waiting_predictions(self, records: Iterable[Joinable]) -> list[Joinable]:
+        """Those of ``records`` the store holds, waiting for their outcome."""
+        pending = self._predictions
+        return [record for record in records if pending.get(record.request_id) is record]
+
+    def waiting_outcomes(self, records: Iterable[Joinable]) -> list[Joinable]:
+        """Those of ``records`` the store holds, waiting for their prediction."""
+        pending = self._outcomes
+        return [record for record in records if pending.get(record.request_id) is record]
+
     def expire(self) -> Expired:
         """Drop what waited longer than the label delay behind the watermark, and say what.
 

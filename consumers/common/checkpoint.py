@@ -76,6 +76,21 @@ class Checkpoint:
             self._offsets[where] = next_offset
         self._count += 1
 
+    def store_position(self, topic: str, partition: int, next_offset: int) -> None:
+        """Set the offset to commit for a partition (the next to read); offsets only move forward.
+
+        For a service that has read further than it has made durable (ingest holds events
+        for the other stream): it counts what it handled with `count` and stores here, at
+        commit time, the first offset it still needs.
+        """
+        where = (topic, partition)
+        if next_offset > self._offsets.get(where, -1):
+            self._offsets[where] = next_offset
+
+    def count(self, handled: int) -> None:
+        """Count handled messages whose offsets `store_position` will store."""
+        self._count += handled
+
     def add_outputs(self, count: int) -> None:
         """Record outputs produced without new input (e.g. held events released at end of input)."""
         self._outputs += count

@@ -129,11 +129,12 @@ class ConsumedMessage:
     a tuple) cost four times as much; only a rejected record needs its key, headers and position.
     """
 
-    __slots__ = ("message", "value")
+    __slots__ = ("message", "offset", "value")
 
     def __init__(self, message: Message) -> None:
         self.message = message
         self.value: bytes | None = message.value()
+        self.offset: int = message.offset()
 
     def raw(self) -> RawMessage:
         return to_raw(self.message)

@@ -170,7 +170,6 @@ class IngestApp(TransactionalService[PartitionState, IngestSummary]):
     def _handle(self, messages: Sequence[Message]) -> None:
         predictions_topic = self.topics["predictions"]
         by_partition: dict[int, tuple[list[ConsumedMessage], list[ConsumedMessage]]] = defaultdict(lambda: ([], []))
-        newest: dict[tuple[str, int], Message] = {}  # per input partition: its offsets only move forward
         at_end: dict[InputKey, bool] = {}  # per input partition: whether its last message was the end
         for message in messages:
             topic, partition = message.topic(), message.partition()
@@ -181,15 +180,13 @@ class IngestApp(TransactionalService[PartitionState, IngestSummary]):
                 continue
             at_end[(is_predictions, partition)] = False
             by_partition[partition][0 if is_predictions else 1].append(ConsumedMessage(message))
-            newest[(topic, partition)] = message
         for key, ended in at_end.items():
             if ended:
                 self._inputs.reached_end(key)
             else:
                 self._inputs.received(key)
-        for message in newest.values():  # the batch's last message per partition carries all its offsets
-            self.clients.checkpoint.store_offset(message)
         consumed = sum(len(p) + len(o) for p, o in by_partition.values())
+        self.clients.checkpoint.count(consumed)  # their offsets are stored at commit: `_before_commit`
         for partition, (predictions, outcomes) in by_partition.items():
             if partition not in self.states:  # assignment callbacks always come first; guard against a broker surprise
                 raise RuntimeError(f"message from unassigned partition {partition}")
@@ -298,9 +295,15 @@ class IngestApp(TransactionalService[PartitionState, IngestSummary]):
             self.metrics.watermark_seconds.labels(service=self.metrics.service).set(min(watermarks))
 
     def _before_commit(self) -> None:
-        """Each partition's state changes since the last commit go into the transaction being committed."""
+        """Each partition's state changes since the last commit go into the transaction being committed,
+        with the input offsets up to its first event still held (`PartitionState.committable_offsets`)."""
+        checkpoint = self.clients.checkpoint
         for partition, state in self.states.items():
             self._produce_all(self.changelog, state.changelog(), partition)
+            for topic, offset in zip((self.topics["predictions"], self.topics["outcomes"]),
+                                     state.committable_offsets(), strict=True):
+                if offset is not None:
+                    checkpoint.store_position(topic, partition, offset)
 
     def _committed(self) -> None:
         for topic, count in self._pending_out.items():
