@@ -43,6 +43,11 @@ log = logging.getLogger("driftline.ingest")
 # Tuning, which a `[kafka.client]` value replaces: large fetches (a batch of 5 000 predictions is
 # ~2.5 MB of JSON), and `consumer_settings` adds a prefetch of about one batch per partition.
 _CONSUMER_TUNING = {"fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760}
+# How many batches the input ahead in event time may hold before `IngestApp._pace` pauses it. A pause
+# costs its prefetch (fetched again on resume) and holding costs memory and what a restart reads
+# again. With 1, two ingest processes in bench/e2e_bench.py ran at 102-117 k events/s (15.9-13.5 µs
+# of machine CPU per event); with 4 at 114-128 k (14.2-13.6 µs), ingest's peak memory unchanged.
+_HELD_BATCHES_BEFORE_PAUSE = 4
 # Required: the end-of-partition events tell ingest when an input is idle.
 _CONSUMER_REQUIRED = {"enable.partition.eof": True}
 
@@ -54,8 +59,8 @@ def consumer_settings(cfg: DriftlineConfig) -> dict[str, Any]:
     messages per partition by default). `IngestApp._pace` pauses the input that is ahead, and
     librdkafka drops what it had prefetched for a paused partition and fetches it again on
     resume: with a prefetch of one batch little is fetched twice. In ``bench/e2e_bench.py``
-    (~70 pauses per 10^6 + 10^6 events) the machine's CPU per event fell ~7 % (six alternated
-    runs each, 14.6-16.1 against 16.0-17.5 µs).
+    (~70 pauses per 10^6 + 10^6 events, when the hold limit was one batch) the machine's CPU
+    per event fell ~7 % (six and eight alternated runs, 14.6-16.1 against 16.0-17.5 µs).
     """
     tuning = {**_CONSUMER_TUNING, "queued.min.messages": cfg.ingest.batch_size}
     return {**{key: value for key, value in tuning.items() if key not in cfg.kafka.client}, **_CONSUMER_REQUIRED}
@@ -212,17 +217,18 @@ class IngestApp(TransactionalService[PartitionState, IngestSummary]):
             self._handle_partition(partition, [], [])
 
     def _pace(self, partition: int, state: PartitionState) -> None:
-        """Pause the input that is ahead in event time while it holds over a batch of events; resume it after.
+        """Pause the input that is ahead in event time while it holds over a few batches; resume it after.
 
         When catching up, Kafka hands out one topic far ahead of the other (outcomes are small, so
-        a fetch holds many more of them). Everything held at a commit is written to the changelog
-        and deleted again at the next one; pausing the stream that is ahead keeps that churn to
-        about a batch. Only the stream ahead is ever paused, so the other always flows (and at its
-        end releases the hold); pausing only stops fetching: no record is skipped. An empty poll
-        resumes everything (`_resume_all`): the paused stream is then the only work left.
+        a fetch holds many more of them). What is held stays in memory, and the committed offsets
+        wait at its first event, so a restart reads it all again; pausing the stream that is
+        ahead keeps that to a few batches (`_HELD_BATCHES_BEFORE_PAUSE`). Only the stream ahead
+        is ever paused, so the other always flows (and at its end releases the hold); pausing
+        only stops fetching: no record is skipped. An empty poll resumes everything
+        (`_resume_all`): the paused stream is then the only work left.
         """
         consumer = self.clients.consumer
-        limit = self.settings.batch_size
+        limit = self.settings.batch_size * _HELD_BATCHES_BEFORE_PAUSE
         predictions_ahead = state.prediction_progress_ts > state.outcome_progress_ts
         outcomes_ahead = state.outcome_progress_ts > state.prediction_progress_ts
         for is_predictions, held, ahead in ((True, state.held_predictions, predictions_ahead),

@@ -222,10 +222,10 @@ class PartitionState:
         None (store nothing, the committed offset stays): nothing read yet, or, after a restore,
         neither an event held nor the end of what is read again.
         """
-        return tuple(  # type: ignore[return-value]
-            held.first_offset(self.consumed_until[side] if self._replay[side] is None else None)
-            for side, held in enumerate((self.held_predictions, self.held_outcomes))
-        )
+        return self._committable(0, self.held_predictions), self._committable(1, self.held_outcomes)
+
+    def _committable(self, side: int, held: _Held) -> int | None:
+        return held.first_offset(self.consumed_until[side] if self._replay[side] is None else None)
 
     def changelog(self) -> list[tuple[bytes, bytes | None]]:
         """The net changelog writes since the last call, the pane snapshot last; what a commit must write."""
@@ -299,7 +299,11 @@ class PartitionState:
         profiles: Mapping[str, ReferenceProfile],
         records: Iterable[tuple[bytes, bytes | None]],
     ) -> PartitionState:
-        """Rebuild a partition's state from its changelog records (oldest first)."""
+        """Rebuild a partition's state from its changelog records (oldest first).
+
+        The events it held are not in them: the caller reads the inputs again from the offsets
+        committed with those records, and `handle` drops what was applied before (module docstring).
+        """
         latest: dict[bytes, bytes | None] = {}
         for key, value in records:
             latest[key] = value
