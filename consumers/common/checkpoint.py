@@ -70,10 +70,7 @@ class Checkpoint:
 
     def store_offset(self, message: Message) -> None:
         """Mark a message as handled; offsets only move forward."""
-        where = (message.topic(), message.partition())
-        next_offset = message.offset() + 1
-        if next_offset > self._offsets.get(where, -1):
-            self._offsets[where] = next_offset
+        self.store_position(message.topic(), message.partition(), message.offset() + 1)
         self._count += 1
 
     def store_position(self, topic: str, partition: int, next_offset: int) -> None:
