@@ -399,12 +399,13 @@ def _check_committed(cfg: Any, run: str, produced: int) -> None:
 def _client_configs(cfg: Any, name: str, group: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Ingest's consumer and producer settings (`TransactionalClients.client_configs`), for pipeline ``name``."""
     from driftline.consumers.common.transactional import TransactionalClients
-    from driftline.consumers.ingest.app import consumer_settings
+    from driftline.consumers.ingest.app import CONSUMER_REQUIRED, consumer_tuning
 
     settings = cfg.ingest
     consumer, producer = TransactionalClients.client_configs(
         cfg.kafka, group_id=group, instance_id="0", session_timeout_s=settings.session_timeout_s,
-        transaction_timeout_s=settings.transaction_timeout_s, **consumer_settings(cfg),
+        transaction_timeout_s=settings.transaction_timeout_s, consumer_tuning=consumer_tuning(cfg),
+        **CONSUMER_REQUIRED,
     )
     if not PIPELINES[name][1]:  # at least once: a plain producer, and nothing transactional to wait for
         del producer["transactional.id"], producer["transaction.timeout.ms"]

@@ -83,11 +83,14 @@ _PRODUCER_TUNING: dict[str, Any] = {"linger.ms": 20, "compression.type": "lz4", 
 _PRODUCER_REQUIRED: dict[str, Any] = {"enable.idempotence": True}
 
 
-def consumer_config(settings: KafkaSettings, group_id: str, **overrides: Any) -> dict[str, Any]:
+def consumer_config(settings: KafkaSettings, group_id: str, *, tuning: Mapping[str, Any] | None = None,
+                    **overrides: Any) -> dict[str, Any]:
     """librdkafka consumer settings: driftline's tuning, then ``[kafka.client]``, then what is required.
 
-    Required: manual offsets, read committed, range assignment (co-partitioned inputs go to one
-    member), earliest reset; ``overrides`` are the calling service's own needs and win too.
+    ``tuning`` adds the calling service's own tuning to driftline's (``[kafka.client]`` still
+    wins over both). Required: manual offsets, read committed, range assignment
+    (co-partitioned inputs go to one member), earliest reset; ``overrides`` are the calling
+    service's own needs and win too.
 
     ``fetch.queue.backoff.ms``: when its prefetch queue is full librdkafka waits this long
     before it fetches again (default 1 s). A service catching up on a backlog drains a full
@@ -96,7 +99,8 @@ def consumer_config(settings: KafkaSettings, group_id: str, **overrides: Any) ->
     500 k events/s, and ``driftline ingest`` in ``bench/e2e_bench.py`` from 50-52 k to 62-63 k
     (77 k on a longer backlog).
     """
-    return {**_CONSUMER_TUNING, **settings.client_config(**{**_CONSUMER_REQUIRED, "group.id": group_id, **overrides})}
+    required = {**_CONSUMER_REQUIRED, "group.id": group_id, **overrides}
+    return {**_CONSUMER_TUNING, **(tuning or {}), **settings.client_config(**required)}
 
 
 def producer_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]:

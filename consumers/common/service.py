@@ -128,8 +128,9 @@ class TransactionalService(Generic[PartitionStateT, SummaryT]):
     inputs
         Topics consumed; their partitions are the state's partitions. The compacted
         changelog (`changelog_topic`) has as many: partition p holds input partition p's state.
-    consumer_overrides
-        librdkafka settings of this service's consumer.
+    consumer_tuning, consumer_overrides
+        librdkafka settings of this service's consumer: tuning (``[kafka.client]`` may change
+        it) and what the service needs.
     """
 
     def __init__(
@@ -142,6 +143,7 @@ class TransactionalService(Generic[PartitionStateT, SummaryT]):
         *,
         instance_id: str,
         inputs: Sequence[str],
+        consumer_tuning: dict[str, Any] | None = None,
         consumer_overrides: dict[str, Any] | None = None,
     ) -> None:
         self.cfg = cfg
@@ -153,6 +155,7 @@ class TransactionalService(Generic[PartitionStateT, SummaryT]):
         self.inputs = list(inputs)
         self.changelog = changelog_topic(cfg.kafka, metrics.service, settings.group_id)
         self.states: dict[int, PartitionStateT] = {}
+        self._consumer_tuning = consumer_tuning or {}
         self._consumer_overrides = consumer_overrides or {}
         self._last_loop = time.monotonic()
         self._failed_on_lost = False
@@ -214,6 +217,7 @@ class TransactionalService(Generic[PartitionStateT, SummaryT]):
             commit_interval_s=self.settings.commit_interval_s,
             session_timeout_s=self.settings.session_timeout_s,
             transaction_timeout_s=self.settings.transaction_timeout_s,
+            consumer_tuning=self._consumer_tuning,
             **self._consumer_overrides,
         )
         self._dlq = DeadLetterWriter(self._clients.producer, kafka.topic("dlq"), self.metrics)

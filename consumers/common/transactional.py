@@ -7,6 +7,7 @@ instance fences its dead predecessor at once (its open transaction is aborted by
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,11 +38,12 @@ class TransactionalClients:
         commit_interval_s: float,
         session_timeout_s: float,
         transaction_timeout_s: float,
+        consumer_tuning: Mapping[str, Any] | None = None,
         **consumer_overrides: Any,
     ) -> TransactionalClients:
         consumer_settings, producer_settings = cls.client_configs(
             kafka, group_id=group_id, instance_id=instance_id, session_timeout_s=session_timeout_s,
-            transaction_timeout_s=transaction_timeout_s, **consumer_overrides,
+            transaction_timeout_s=transaction_timeout_s, consumer_tuning=consumer_tuning, **consumer_overrides,
         )
         producer = Producer(producer_settings)
         producer.init_transactions(30)
@@ -58,6 +60,7 @@ class TransactionalClients:
         instance_id: str,
         session_timeout_s: float,
         transaction_timeout_s: float,
+        consumer_tuning: Mapping[str, Any] | None = None,
         **consumer_overrides: Any,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The librdkafka settings `build` gives its consumer and producer (benches time the same clients)."""
@@ -68,6 +71,7 @@ class TransactionalClients:
         consumer = consumer_config(
             kafka,
             group_id,
+            tuning=consumer_tuning,
             **{"group.instance.id": name, "session.timeout.ms": int(session_timeout_s * 1000), **consumer_overrides},
         )
         return consumer, producer

@@ -36,12 +36,12 @@ from driftline.consumers.common.signals import StopFlag
 from driftline.consumers.ingest.handler import IngestOutputs, PartitionState
 from driftline.schemas.codec import encode
 
-__all__ = ["IdleInputs", "IngestApp", "IngestSummary", "consumer_settings"]
+__all__ = ["CONSUMER_REQUIRED", "IdleInputs", "IngestApp", "IngestSummary", "consumer_tuning"]
 
 log = logging.getLogger("driftline.ingest")
 
 # Tuning, which a `[kafka.client]` value replaces: large fetches (a batch of 5 000 predictions is
-# ~2.5 MB of JSON), and `consumer_settings` adds a prefetch of about one batch per partition.
+# ~2.5 MB of JSON), and `consumer_tuning` adds a prefetch of about one batch per partition.
 _CONSUMER_TUNING = {"fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760}
 # How many batches the input ahead in event time may hold before `IngestApp._pace` pauses it. A pause
 # costs its prefetch (fetched again on resume) and holding costs memory and what a restart reads
@@ -49,11 +49,11 @@ _CONSUMER_TUNING = {"fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 
 # of machine CPU per event); with 4 at 114-128 k (14.2-13.6 µs), ingest's peak memory unchanged.
 _HELD_BATCHES_BEFORE_PAUSE = 4
 # Required: the end-of-partition events tell ingest when an input is idle.
-_CONSUMER_REQUIRED = {"enable.partition.eof": True}
+CONSUMER_REQUIRED = {"enable.partition.eof": True}
 
 
-def consumer_settings(cfg: DriftlineConfig) -> dict[str, Any]:
-    """What ingest adds to the common consumer settings: its tuning (unless `[kafka.client]` sets it), its needs.
+def consumer_tuning(cfg: DriftlineConfig) -> dict[str, Any]:
+    """Ingest's tuning on top of the common consumer settings (`[kafka.client]` still wins over it).
 
     ``queued.min.messages`` is ``ingest.batch_size`` (librdkafka prefetches up to 100 000
     messages per partition by default). `IngestApp._pace` pauses the input that is ahead, and
@@ -62,8 +62,7 @@ def consumer_settings(cfg: DriftlineConfig) -> dict[str, Any]:
     (~70 pauses per 10^6 + 10^6 events, when the hold limit was one batch) the machine's CPU
     per event fell ~7 % (six and eight alternated runs, 14.6-16.1 against 16.0-17.5 µs).
     """
-    tuning = {**_CONSUMER_TUNING, "queued.min.messages": cfg.ingest.batch_size}
-    return {**{key: value for key, value in tuning.items() if key not in cfg.kafka.client}, **_CONSUMER_REQUIRED}
+    return {**_CONSUMER_TUNING, "queued.min.messages": cfg.ingest.batch_size}
 
 
 @dataclass(slots=True)
@@ -160,7 +159,8 @@ class IngestApp(TransactionalService[PartitionState, IngestSummary]):
             cfg, cfg.ingest, metrics or Metrics("ingest"), stop or StopFlag(), IngestSummary(),
             instance_id=instance_id or cfg.ingest.instance_id,
             inputs=[cfg.kafka.topic("predictions"), cfg.kafka.topic("outcomes")],
-            consumer_overrides=consumer_settings(cfg),
+            consumer_tuning=consumer_tuning(cfg),
+            consumer_overrides=CONSUMER_REQUIRED,
         )
         self.settings = cfg.ingest
         self.topics = {name: cfg.kafka.topic(name) for name in ("predictions", "outcomes", "labeled", "panes")}

@@ -11,7 +11,7 @@ import pytest
 
 from driftline.config import ConfigError, load_config
 from driftline.consumers.common.transactional import TransactionalClients
-from driftline.consumers.ingest.app import IngestApp, consumer_settings
+from driftline.consumers.ingest.app import CONSUMER_REQUIRED, IngestApp, consumer_tuning
 from driftline.consumers.ingest.handler import PartitionState
 from driftline.schemas.events import LabeledEvent
 
@@ -52,7 +52,8 @@ def test_backlog_pauses_the_stream_ahead_and_labels_every_outcome_once(backlog: 
 def _ingest_consumer(**sections: dict) -> dict:
     cfg = load_config(None, **sections)
     consumer, _ = TransactionalClients.client_configs(cfg.kafka, group_id="g", instance_id="i", session_timeout_s=10,
-                                                      transaction_timeout_s=60, **consumer_settings(cfg))
+                                                      transaction_timeout_s=60, consumer_tuning=consumer_tuning(cfg),
+                                                      **CONSUMER_REQUIRED)
     return consumer
 
 
