@@ -33,7 +33,8 @@ consuming predictions + outcomes from the start in a consumer group of its own:
 ``e +encode``
     d, but each value decoded into the records ingest holds (`PredictionRecord`,
     `OutcomeRecord`; msgspec, no validation), plus each output value written as ingest writes
-    it (`labeled_id` + `labeled_json` on those records): the floor of the labeled record itself.
+    it (`labeled_id`, `pending_prediction`, `labeled_json` on those records): the floor of the
+    labeled record itself.
 
 Not in any pipeline: validation, event-time alignment, the join store's bookkeeping, pane
 sketches, the changelog, metrics; that is the real ingest's work on top of the ceiling.
@@ -168,7 +169,7 @@ def _worker(spec_path: str) -> None:
     from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
     from driftline.consumers.common.service import gc_for_streaming
-    from driftline.schemas.codec import OutcomeRecord, PredictionRecord, labeled_json
+    from driftline.schemas.codec import OutcomeRecord, PredictionRecord, labeled_json, pending_prediction
     from driftline.stream.join import labeled_id
 
     spec = json.loads(Path(spec_path).read_text())
@@ -261,7 +262,7 @@ def _worker(spec_path: str) -> None:
                     continue
                 (p_value, p), (o_value, o) = other, (value, record)
             if encode:
-                produce(labeled_of(labeled_id(p.event_id, o.event_id), p, o), p.model.encode())
+                produce(labeled_of(labeled_id(p.event_id, o.event_id), pending_prediction(p), o), p.model.encode())
             else:
                 produce(p_value + o_value, p["model"].encode())
             produced[0] += 1

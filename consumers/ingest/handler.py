@@ -8,8 +8,11 @@ last call, for the commit; the service loop only moves bytes.
 The hot path holds no pydantic objects: events stay the validated records `decode_records`
 returns (`PredictionRecord`, `OutcomeRecord`; pydantic decides only the events its msgspec
 shape check is unsure about), they are held and released with numpy (``argsort`` on the held
-times), joined with dicts on ``request_id``, written out with `labeled_json`, and sketched
-from columns.
+times), sketched from columns, joined with dicts on ``request_id`` and written out with
+`labeled_json`. Once sketched, a prediction waits for its outcome as a `PendingPrediction`: its
+labeled event's JSON but for the outcome's part, not its features as Python objects (about
+1.1 against 1.6 kB a waiting prediction in ``bench/ingest_handler_bench.py``'s stream, and
+no cold dict to walk when its outcome comes, which may be hours later).
 
 Event-time alignment
     The two input topics are consumed independently, so one batch may hold minutes of
@@ -47,9 +50,10 @@ Changelog and input offsets (what `restore` rebuilds this state from)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -65,10 +69,12 @@ from driftline.schemas.codec import (
     Reject,
     decode_records,
     labeled_json,
+    pending_prediction,
+    prediction_json,
 )
 from driftline.schemas.events import OutcomeEvent, PredictionEvent
 from driftline.schemas.profiles import PanePartial, ReferenceProfile
-from driftline.stream.join import JoinStore, labeled_id
+from driftline.stream.join import Joinable, JoinStore, labeled_id
 
 __all__ = ["PANES_KEY", "IngestOutputs", "PartitionState"]
 
@@ -131,8 +137,8 @@ class PartitionState:
         self.released_below_ts = -math.inf
         self.consumed_until: list[int | None] = [None, None]  # per input (predictions, outcomes): next offset
         self._replay: list[tuple[int, float] | None] = [None, None]  # per input: (read again below, applied below ts)
-        self._prediction_changes = _Changes(_PREDICTION_PREFIX)
-        self._outcome_changes = _Changes(_OUTCOME_PREFIX)
+        self._prediction_changes = _Changes(_PREDICTION_PREFIX, prediction_json)
+        self._outcome_changes = _Changes(_OUTCOME_PREFIX, _record_json)
         self._changed = False
 
     def set_profile(self, profile: ReferenceProfile) -> None:
@@ -277,9 +283,10 @@ class PartitionState:
 
     def _apply(self, predictions: list[Record], outcomes: list[Record], out: IngestOutputs) -> None:
         join = self.join
-        joined = join.add_predictions(predictions)  # each with an outcome that waited
-        self._prediction_changes.put(join.waiting_predictions(predictions))
         self.panes.add_records(predictions)
+        pending = [pending_prediction(p) for p in predictions]  # the sketches have the features: keep the rest
+        joined = join.add_predictions(pending)  # each with an outcome that waited
+        self._prediction_changes.put(join.waiting_predictions(pending))
         waited = join.add_outcomes(outcomes)  # each with a prediction that waited (perhaps put just above)
         self._outcome_changes.put(join.waiting_outcomes(outcomes))
         self._outcome_changes.delete([o.request_id for _, o in joined])
@@ -338,7 +345,7 @@ class PartitionState:
         else:
             state.consumed_until = list(consumed_until)
             state._replay = [None if until is None else (until, released_below_ts) for until in consumed_until]
-        state.join.restore(pending_predictions, pending_outcomes)
+        state.join.restore(map(pending_prediction, pending_predictions), pending_outcomes)
         return state
 
 
@@ -396,27 +403,28 @@ class _Changes:
     """Net changelog writes of one side (``p:`` or ``o:``) since the last `take`, by request id.
 
     A key first written (put) since the last take and then deleted is not written at all;
-    deleting any other key writes a tombstone (None). Records are encoded, and Kafka keys
-    made, once, in `take`, for what is still there.
+    deleting any other key writes a tombstone (None). Entries are encoded (``encode``), and
+    Kafka keys made, once, in `take`, for what is still there.
     """
 
-    __slots__ = ("fresh", "prefix", "written")
+    __slots__ = ("encode", "fresh", "prefix", "written")
 
-    def __init__(self, prefix: bytes) -> None:
+    def __init__(self, prefix: bytes, encode: Callable[[Any], bytes]) -> None:
         self.prefix = prefix
-        self.written: dict[str, Record | None] = {}
+        self.encode = encode
+        self.written: dict[str, Joinable | None] = {}
         self.fresh: set[str] = set()
 
     def __bool__(self) -> bool:
         return bool(self.written)
 
-    def put(self, records: list[Record]) -> None:
+    def put(self, entries: Iterable[Joinable]) -> None:
         written, fresh = self.written, self.fresh
-        for record in records:
-            request_id = record.request_id
+        for entry in entries:
+            request_id = entry.request_id
             if request_id not in written:
                 fresh.add(request_id)
-            written[request_id] = record
+            written[request_id] = entry
 
     def delete(self, request_ids: Iterable[str]) -> None:
         written, fresh = self.written, self.fresh
@@ -428,9 +436,9 @@ class _Changes:
                 written[request_id] = None
 
     def take(self) -> list[tuple[bytes, bytes | None]]:
-        prefix = self.prefix
-        records = [(prefix + request_id.encode(), None if record is None else _record_json(record))
-                   for request_id, record in self.written.items()]
+        prefix, encode = self.prefix, self.encode
+        records = [(prefix + request_id.encode(), None if entry is None else encode(entry))
+                   for request_id, entry in self.written.items()]
         self.written, self.fresh = {}, set()
         return records
 

@@ -1,4 +1,5 @@
-"""`encode`'s direct path for the hot events gives the bytes ``model_dump(mode="json")`` gives; `labeled_json` too."""
+"""`encode`'s direct path for the hot events gives the bytes ``model_dump(mode="json")`` gives; `labeled_json` too,
+and a pending prediction's JSON decodes back to the record it was made of."""
 
 from __future__ import annotations
 
@@ -12,7 +13,16 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from driftline.schemas import LabeledEvent, OutcomeEvent, PredictionEvent
-from driftline.schemas.codec import RawMessage, Reject, decode_one, decode_records, encode, labeled_json
+from driftline.schemas.codec import (
+    RawMessage,
+    Reject,
+    decode_one,
+    decode_records,
+    encode,
+    labeled_json,
+    pending_prediction,
+    prediction_json,
+)
 from driftline.schemas.events import deterministic_id
 from driftline.stream.join import labeled_id
 
@@ -62,9 +72,19 @@ def test_labeled_json_is_the_labeled_event_of_the_object_path(prediction: Predic
     event_id = labeled_id(prediction.event_id, outcome.event_id)
     [prediction_record] = decode_records([RawMessage(encode(prediction))], PredictionEvent).records
     [outcome_record] = decode_records([RawMessage(encode(outcome))], OutcomeEvent).records
-    fast = labeled_json(event_id, prediction_record, outcome_record)
+    fast = labeled_json(event_id, pending_prediction(prediction_record), outcome_record)
     assert LabeledEvent.model_validate_json(fast) == expected
     assert fast == encode(expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(prediction=prediction_events)
+def test_a_pending_prediction_is_written_as_its_event(prediction: PredictionEvent) -> None:
+    """What the join changelog stores of a waiting prediction restores the record it was made of."""
+    [record] = decode_records([RawMessage(encode(prediction))], PredictionEvent).records
+    written = prediction_json(pending_prediction(record))
+    assert PredictionEvent.model_validate_json(written) == prediction
+    assert decode_records([RawMessage(written)], PredictionEvent).records == [record]
 
 
 def test_none_feature_values_stay_and_none_fields_are_left_out() -> None:

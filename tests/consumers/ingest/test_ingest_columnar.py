@@ -14,7 +14,7 @@ import pytest
 
 from driftline.consumers.ingest.columnar import RecordPanes, columns_from_records
 from driftline.producers.simulator import Simulator
-from driftline.schemas.codec import RawMessage, decode_batch, decode_records, encode, labeled_json
+from driftline.schemas.codec import RawMessage, decode_batch, decode_records, encode, labeled_json, pending_prediction
 from driftline.schemas.events import LabeledEvent, OutcomeEvent, PredictionEvent
 from driftline.stream.columns import columns_from_events
 from driftline.stream.join import labeled_id
@@ -79,7 +79,7 @@ def test_record_panes_equal_the_object_path(stream: tuple[dict, list[bytes], lis
         labeled = []
         for j in joined:
             p, o = records[by_request[outcome_records[j].request_id]], outcome_records[j]
-            labeled.append((labeled_id(p.event_id, o.event_id), p, o))
+            labeled.append((labeled_id(p.event_id, o.event_id), pending_prediction(p), o))
         reference.add_labeled([LabeledEvent.model_validate_json(labeled_json(*row)) for row in labeled])
         fast.add_labeled_rows(labeled)
         assert [encode(p) for p in fast.close_panes()] == [encode(p) for p in reference.close_panes()]
