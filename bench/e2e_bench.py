@@ -1,8 +1,9 @@
 """End-to-end benchmark: simulator -> broker -> `driftline ingest` -> `driftline monitor` -> alerts.
 
-Prints the producer rate, ingest's sustained events/s (between its first and last commit of input
-offsets, so process start-up and changelog restore are not counted; the last one waits for the
-inputs to turn idle, ``IDLE_AFTER_S``), the CPU time per event over the same
+Prints the producer rate, ingest's sustained events/s (from its first commit of input offsets
+once every ingest process has its partitions, so process start-up, the group's rebalances as
+the processes join and the changelog restore are not counted, to its last commit, which waits
+for the inputs to turn idle, ``IDLE_AFTER_S``), the CPU time per event over the same
 span of ingest, of the monitor and of the whole machine (every core, broker included, beside
 what a rate of 150 000 events/s would leave), the machine's load average around it (the bench
 shares its cores with whatever else runs, so the rate moves with the load; the CPU time much
@@ -46,6 +47,9 @@ PANE_S, WINDOW_S, STEP_S, LATENESS_S = 10.0, 60.0, 30.0, 10.0
 # long, and only then are their offsets committed: the end of the timed span includes it (the
 # services' default, 5 s, is for live streams that pause).
 IDLE_AFTER_S = 1.0
+# ... so the rate up to the first commit past this share of the input is also printed: the same
+# stream without that last wait (the events still held then are a few seconds of event time).
+STEADY_SHARE = 0.99
 
 
 def bench_sections(bootstrap: str, prefix: str, partitions: int, batch_size: int = 10_000) -> dict[str, dict[str, Any]]:
@@ -121,6 +125,17 @@ def _ends(cfg: Any, topics: list[str]) -> tuple[list[Any], int]:
         return partitions, sum(probe.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions)
     finally:
         probe.close()
+
+
+def _group_settled(bootstrap: str, group: str, members: int) -> bool:
+    """The consumer group is stable with ``members`` members, each assigned partitions: no rebalance to come."""
+    from confluent_kafka import ConsumerGroupState
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    return (description.state == ConsumerGroupState.STABLE and len(description.members) == members
+            and all(member.assignment.topic_partitions for member in description.members))
 
 
 def stat_cpu_s(path: str) -> float:
@@ -279,21 +294,30 @@ def main() -> None:
         ingest = [_spawn("ingest", config, str(i)) for i in range(args.ingest_processes)]
         processes.extend(monitor + ingest)
         first: tuple[float, int, float | None, float | None, float | None] | None = None
+        steady: tuple[float, int] | None = None  # the first commit past STEADY_SHARE of the input
+        settled_at: int | None = None  # committed when every ingest process had its partitions
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             done = committed_offsets(args.bootstrap, cfg.ingest.group_id, inputs)
-            if done and first is None:
+            if settled_at is None and _group_settled(args.bootstrap, cfg.ingest.group_id, args.ingest_processes):
+                settled_at = done
+            if first is None and settled_at is not None and done > settled_at:
                 first = (time.perf_counter(), done, _cpu_s(ingest), _cpu_s(monitor), _machine_busy_s())
+            if steady is None and done >= STEADY_SHARE * total:
+                steady = (time.perf_counter(), done)
             if done >= total:
                 break
             time.sleep(0.25)
         last = (time.perf_counter(), done, _cpu_s(ingest), _cpu_s(monitor), _machine_busy_s())
         if first is None:
-            raise SystemExit("ingest committed nothing within 600 s")
+            raise SystemExit("ingest committed nothing within 600 s once its consumer group had settled")
         if last[1] <= first[1]:
             raise SystemExit("ingest committed everything at once: too few predictions to time, use more")
         say(f"ingest committed {last[1]:,} of {total:,} input records")
         results["ingest sustained events/s"] = f"{(last[1] - first[1]) / (last[0] - first[0]):,.0f}"
+        if steady is not None and steady[1] < last[1] and steady[0] > first[0]:
+            results[f"ingest events/s up to {STEADY_SHARE:.0%} committed (the end's idle wait left out)"] = (
+                f"{(steady[1] - first[1]) / (steady[0] - first[0]):,.0f}")
         results["load average (1 min) before / after ingest"] = f"{load_before:.2f} / {os.getloadavg()[0]:.2f}"
         # CPU time does not count the time the processes waited for a core: steadier than the rate here
         per_event = {
