@@ -138,7 +138,8 @@ class TransactionalServiceSettings(_Section):
     group_id: str = Field(min_length=1)
     batch_size: int = Field(1000, ge=1, description="records consumed per batch")
     poll_timeout_s: float = Field(0.5, gt=0)
-    commit_interval_s: float = Field(1.0, gt=0, description="transaction length: outputs, state and offsets")
+    commit_interval_s: float = Field(
+        1.0, gt=0, description="transaction length: outputs, state and offsets (and a poll that finds nothing commits)")
     session_timeout_s: float = Field(10.0, ge=6, description="group session; a dead member's partitions move after it")
     transaction_timeout_s: float = Field(30.0, gt=0, description="broker aborts a dead producer's transaction after it")
     restore_timeout_s: float = Field(120.0, gt=0, description="longest changelog read when partitions are assigned")

@@ -5,7 +5,9 @@ and commits its outputs, the state changelog and the input offsets in one Kafka 
 (`TransactionalClients`). This class owns everything that is the same for every such service:
 
 - opening the clients, the reference book and the dead-letter writer, and closing them;
-- the consume loop (batches, commit interval, stop flag, limits for tests and replays);
+- the consume loop (batches, stop flag, limits for tests and replays) and when to commit: every
+  ``commit_interval_s``, and at once when a poll comes back empty (the inputs are caught up, so
+  holding the transaction open would only delay the outputs their readers wait for);
 - rebalances: on assignment a partition's state is rebuilt from its changelog partition, on
   revocation the open transaction is committed first, on loss the service stops so that a
   restart restores from the changelog;
@@ -261,7 +263,7 @@ class TransactionalService(Generic[PartitionStateT, SummaryT]):
         return self.summary
 
     def _loop(self, deadline: float | None, max_messages: int | None, *, until_idle: bool) -> None:
-        """Consume, handle, commit when due; until stopped or a `run` limit is met."""
+        """Consume, handle, commit when due or caught up; until stopped or a `run` limit is met."""
         assert self._clients is not None and self._references is not None
         consumer, checkpoint = self._clients.consumer, self._clients.checkpoint
         while not self.stop.is_set():
@@ -280,7 +282,7 @@ class TransactionalService(Generic[PartitionStateT, SummaryT]):
             if until_idle and self._idle():
                 break
             self._references.poll()
-            if not checkpoint.empty() and checkpoint.expired():
+            if not checkpoint.empty() and (checkpoint.expired() or not messages):
                 self._commit()
 
     def _commit(self) -> None:

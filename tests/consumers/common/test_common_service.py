@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -85,6 +87,31 @@ def test_state_is_restored_from_the_changelog_and_outputs_are_committed_once(kaf
     labeled = read_to_end(cfg.kafka, [TopicPartition(cfg.kafka.topic("labeled"), 0)])
     # each record once, and the second run's counts go on from the changelog (6, 7, 8), not from 1
     assert [(m.key(), m.value()) for m in labeled] == [(str(i).encode(), str(i + 1).encode()) for i in range(8)]
+
+
+def test_a_poll_that_finds_nothing_commits_before_the_interval(kafka, topic_prefix: str) -> None:
+    """Caught up, the service commits at once: its readers do not wait out ``commit_interval_s``."""
+    cfg = load_config(None, kafka={"bootstrap_servers": kafka.bootstrap, "topic_prefix": topic_prefix,
+                                   "partitions": 1},
+                      ingest={"group_id": f"{topic_prefix}tally", "commit_interval_s": 600.0, "poll_timeout_s": 0.2})
+    ensure_topics(cfg.kafka)
+    producer = Producer({"bootstrap.servers": kafka.bootstrap})
+    for value in range(3):
+        producer.produce(cfg.kafka.topic("predictions"), str(value).encode())
+    producer.flush(10)
+    service = TallyService(cfg)
+    runner = threading.Thread(target=service.run, kwargs={"timeout_s": 120})
+    runner.start()
+    try:
+        deadline, visible = time.monotonic() + 30, []
+        while len(visible) < 3 and time.monotonic() < deadline:
+            visible = read_to_end(cfg.kafka, [TopicPartition(cfg.kafka.topic("labeled"), 0)])
+            time.sleep(0.2)
+        assert runner.is_alive()  # still running, far inside its 600 s commit interval
+        assert [(m.key(), m.value()) for m in visible] == [(b"0", b"1"), (b"1", b"2"), (b"2", b"3")]
+    finally:
+        service.stop.set()
+        runner.join(60)
 
 
 def test_inputs_of_different_partition_counts_are_refused_at_start(kafka, topic_prefix: str, topic_factory) -> None:
