@@ -438,7 +438,7 @@ def _resampled(rows: np.ndarray, per_row: np.ndarray, auc_of: tuple[np.ndarray, 
     Returns the mean of each row of ``per_row`` (resamples × rows) and, when ``auc_of`` gives
     (is_positive, scores) of the sample, each resample's ROC AUC (else an empty array).
     """
-    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    rows = np.ascontiguousarray(rows, dtype=np.int16 if rows.dtype == np.int16 else np.int64)
     means = np.empty((len(rows), len(per_row)))
     if auc_of is None:
         order = run_ends = np.empty(0, dtype=np.intp)
@@ -675,8 +675,11 @@ class ConceptDriftTest:
         auc_of = (is_positive, sample["score"]) if "roc_auc" in sampled else None
         chunks: dict[str, list[np.ndarray]] = {name: [] for name in sorted(sampled)}
         rows_per_chunk = max(1, _BOOTSTRAP_CELLS // sample_size)  # bounds memory for large samples
+        # the draws are a third of a window's test: int16 ones are drawn in 3.6 ms against 5.5 (2 x 10^6)
+        index_type = np.int16 if sample_size <= np.iinfo(np.int16).max else np.int64
         for first in range(0, self.n_boot, rows_per_chunk):
-            rows = rng.integers(0, sample_size, size=(min(rows_per_chunk, self.n_boot - first), sample_size))
+            rows = rng.integers(0, sample_size, size=(min(rows_per_chunk, self.n_boot - first), sample_size),
+                                dtype=index_type)
             means, auc = _resampled(rows, per_row_matrix, auc_of)
             for name, column in zip(averaged, means.T, strict=True):
                 chunks[name].append(column)

@@ -188,13 +188,14 @@ def binned_distances(reference: np.ndarray, current: np.ndarray, epsilon: float,
         psi[r], jensen_shannon[r] = score, np.sqrt((left + right) / log2 / 2.0)
 
 
-@numba.njit("void(int64[:, ::1], float64[:, ::1], float64[:, ::1], intp[::1], intp[::1], boolean[::1], "
-            "float64[::1])", **_OPTIONS)
+@numba.njit([f"void({rows}[:, ::1], float64[:, ::1], float64[:, ::1], intp[::1], intp[::1], boolean[::1], "
+             "float64[::1])" for rows in ("int64", "int16")], **_OPTIONS)
 def resampled_statistics(rows: np.ndarray, values: np.ndarray, means: np.ndarray, order: np.ndarray,
                          run_ends: np.ndarray, positive: np.ndarray, auc: np.ndarray) -> None:  # pragma: no cover
     """Per bootstrap resample: the mean of each row of ``values`` and, when asked, the ROC AUC.
 
-    A row of ``rows`` holds the sample indices one resample drew; ``values`` has a column per
+    A row of ``rows`` holds the sample indices one resample drew (int16 when the sample is small
+    enough, since drawing them is a third of a window's test; int64 else); ``values`` has a column per
     sample index (and may have no row). Both statistics depend only
     on how often each index was drawn, so each resample is one count of its draws (no
     gathered copy of the values) followed by

@@ -78,11 +78,12 @@ _NONE = np.empty(0, dtype=np.intp)
 
 
 @settings(max_examples=150, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 200), n_values=st.integers(0, 3))
-def test_resampled_means_equal_numpys_gathered_means(seed: int, size: int, n_values: int) -> None:
+@given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 200), n_values=st.integers(0, 3),
+       index_type=st.sampled_from([np.int64, np.int16]))
+def test_resampled_means_equal_numpys_gathered_means(seed: int, size: int, n_values: int, index_type: type) -> None:
     rng = np.random.default_rng(seed)
     values = rng.normal(size=(n_values, size)) * 10.0 ** rng.integers(-3, 4, size=(n_values, 1))
-    rows = rng.integers(0, size, size=(6, size))
+    rows = rng.integers(0, size, size=(6, size), dtype=index_type)
     means = np.full((6, n_values), np.nan)
     resampled_statistics(rows, values, means, _NONE, _NONE, np.empty(0, dtype=bool), np.empty(0))
     for k in range(n_values):
