@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -65,10 +65,12 @@ class TallyService(TransactionalService[Tally, TallySummary]):
         return bool(self.states) and self.at_end >= set(self.states)
 
 
-def test_state_is_restored_from_the_changelog_and_outputs_are_committed_once(kafka, topic_prefix: str) -> None:
+def tally_setup(kafka, topic_prefix: str, commit_interval_s: float) -> tuple[DriftlineConfig, Callable[[range], None]]:
+    """A one-partition topic set for the tally, and a function that sends values to its `predictions`."""
     cfg = load_config(None, kafka={"bootstrap_servers": kafka.bootstrap, "topic_prefix": topic_prefix,
                                    "partitions": 1},
-                      ingest={"group_id": f"{topic_prefix}tally", "commit_interval_s": 0.2, "poll_timeout_s": 0.2})
+                      ingest={"group_id": f"{topic_prefix}tally", "commit_interval_s": commit_interval_s,
+                              "poll_timeout_s": 0.2})
     ensure_topics(cfg.kafka)
     producer = Producer({"bootstrap.servers": kafka.bootstrap})
 
@@ -77,6 +79,11 @@ def test_state_is_restored_from_the_changelog_and_outputs_are_committed_once(kaf
             producer.produce(cfg.kafka.topic("predictions"), str(value).encode())
         producer.flush(10)
 
+    return cfg, send
+
+
+def test_state_is_restored_from_the_changelog_and_outputs_are_committed_once(kafka, topic_prefix: str) -> None:
+    cfg, send = tally_setup(kafka, topic_prefix, commit_interval_s=0.2)
     send(range(5))
     first = TallyService(cfg).run(until_idle=True, timeout_s=60)
     send(range(5, 8))
@@ -91,14 +98,8 @@ def test_state_is_restored_from_the_changelog_and_outputs_are_committed_once(kaf
 
 def test_a_poll_that_finds_nothing_commits_before_the_interval(kafka, topic_prefix: str) -> None:
     """Caught up, the service commits at once: its readers do not wait out ``commit_interval_s``."""
-    cfg = load_config(None, kafka={"bootstrap_servers": kafka.bootstrap, "topic_prefix": topic_prefix,
-                                   "partitions": 1},
-                      ingest={"group_id": f"{topic_prefix}tally", "commit_interval_s": 600.0, "poll_timeout_s": 0.2})
-    ensure_topics(cfg.kafka)
-    producer = Producer({"bootstrap.servers": kafka.bootstrap})
-    for value in range(3):
-        producer.produce(cfg.kafka.topic("predictions"), str(value).encode())
-    producer.flush(10)
+    cfg, send = tally_setup(kafka, topic_prefix, commit_interval_s=600.0)
+    send(range(3))
     service = TallyService(cfg)
     runner = threading.Thread(target=service.run, kwargs={"timeout_s": 120})
     runner.start()
