@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 # the sibling script (bench/ is on sys.path when a bench runs as a script): the same windows and helpers
-from e2e_bench import bench_sections, committed_offsets, delete_topics, say
+from e2e_bench import GroupProbe, bench_sections, delete_topics, say
 
 from driftline.demo import write_toml
 
@@ -146,7 +146,11 @@ def _pane_targets(cfg: Any) -> dict[int, int]:
 def _group_done(bootstrap: str, group: str, topic: str, targets: dict[int, int]) -> bool:
     from confluent_kafka import TopicPartition
 
-    return committed_offsets(bootstrap, group, [TopicPartition(topic, p) for p in targets]) >= sum(targets.values())
+    probe = GroupProbe(bootstrap)
+    try:
+        return probe.committed(group, [TopicPartition(topic, p) for p in targets]) >= sum(targets.values())
+    finally:
+        probe.close()
 
 
 def _alert_offsets(cfg: Any) -> dict[int, int]:
