@@ -143,14 +143,10 @@ def _pane_targets(cfg: Any) -> dict[int, int]:
     return targets
 
 
-def _group_done(bootstrap: str, group: str, topic: str, targets: dict[int, int]) -> bool:
+def _group_done(probe: GroupProbe, group: str, topic: str, targets: dict[int, int]) -> bool:
     from confluent_kafka import TopicPartition
 
-    probe = GroupProbe(bootstrap)
-    try:
-        return probe.committed(group, [TopicPartition(topic, p) for p in targets]) >= sum(targets.values())
-    finally:
-        probe.close()
+    return probe.committed(group, [TopicPartition(topic, p) for p in targets]) >= sum(targets.values())
 
 
 def _alert_offsets(cfg: Any) -> dict[int, int]:
@@ -238,6 +234,7 @@ class Supervisor:
         spawned: list[float] = []
         started = time.time()
         deadline = time.monotonic() + _RUN_TIMEOUT_S
+        probe = GroupProbe(self.cfg.kafka.bootstrap_servers)  # asked every 0.05 s once all panes are seen
         with log_path.open("a") as log:
             process = self._spawn(command, env, log, spawned)
             try:
@@ -262,7 +259,7 @@ class Supervisor:
                         process = self._spawn(command, env, log, spawned)
                         continue
                     if not pending and len(distinct) >= n_panes and _group_done(
-                        self.cfg.kafka.bootstrap_servers, group, self.cfg.kafka.topic("panes"), self.targets
+                        probe, group, self.cfg.kafka.topic("panes"), self.targets
                     ):
                         result.finished = True
                         break
@@ -276,6 +273,7 @@ class Supervisor:
                     process.kill()
                     process.wait()
                     result.notes.append("did not stop on SIGTERM within 30 s")
+                probe.close()
         if not result.finished and len(result.notes) < _MAX_EXITS:
             result.notes.append(f"not done after {_RUN_TIMEOUT_S:.0f} s")
         begins, panes = _read_progress(progress)
