@@ -46,10 +46,16 @@ __all__ = [
     "read_to_end",
     "to_raw",
     "topic_partitions",
+    "watermark_offsets",
 ]
 
 BUFFER_FULL_WAIT_S = 0.05
 """How long `produce_waiting` serves delivery reports when librdkafka's local queue is full."""
+
+# A partition's leader is not known to every broker at once after its topic is created (or a
+# leader moves): an offsets question asked then fails with one of these, and asked again succeeds.
+_LEADERSHIP_MOVING = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE})
+_LEADERSHIP_RETRY_S = 0.1
 
 
 class KafkaBrokerError(RuntimeError):
@@ -266,7 +272,7 @@ def read_range(
         where = (tp.topic, tp.partition)
         start, end = tp.offset, None if ends is None else ends[where]
         if end is None or start in (OFFSET_BEGINNING, OFFSET_END):
-            low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout_s)
+            low, high = watermark_offsets(consumer, TopicPartition(tp.topic, tp.partition), timeout_s=timeout_s)
             start = {OFFSET_BEGINNING: low, OFFSET_END: high}.get(start, start)
             end = high if end is None else end
         if start < 0:
@@ -299,6 +305,22 @@ def _partition_names(where: Iterable[tuple[str, int]]) -> str:
     for topic, partition in sorted(where):
         by_topic.setdefault(topic, []).append(partition)
     return ", ".join(f"{topic} partitions {partitions}" for topic, partitions in by_topic.items())
+
+
+def watermark_offsets(consumer: Consumer, partition: TopicPartition, *, timeout_s: float = 30.0) -> tuple[int, int]:
+    """The partition's (low, high) offsets, asked again while its leadership is moving, up to ``timeout_s``.
+
+    A service restoring from a changelog it has just created would otherwise fail at start
+    with ``NOT_LEADER_FOR_PARTITION``; any other error is raised at once.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return consumer.get_watermark_offsets(partition, timeout=max(deadline - time.monotonic(), 0.0))
+        except KafkaException as exc:
+            if exc.args[0].code() not in _LEADERSHIP_MOVING or time.monotonic() + _LEADERSHIP_RETRY_S > deadline:
+                raise
+        time.sleep(_LEADERSHIP_RETRY_S)
 
 
 def read_to_end(

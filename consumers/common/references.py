@@ -18,6 +18,7 @@ from driftline.consumers.common.kafka import (
     raise_for_msg_error,
     read_to_end,
     topic_partitions,
+    watermark_offsets,
 )
 from driftline.schemas.codec import encode
 from driftline.schemas.profiles import ReferenceProfile
@@ -63,7 +64,7 @@ class ReferenceBook:
         partitions = topic_partitions(tail, self.topic, missing_ok=True)
         ends: list[TopicPartition] = []
         for tp in partitions:
-            _low, high = tail.get_watermark_offsets(tp, timeout=30)
+            _low, high = watermark_offsets(tail, tp)
             ends.append(TopicPartition(self.topic, tp.partition, high))
         for message in read_to_end(self.settings, partitions):
             self._apply(message.key(), message.value())

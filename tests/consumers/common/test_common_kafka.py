@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 
 import pytest
-from confluent_kafka import KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 from pydantic import ValidationError
 
 from driftline.config import DRIFTLINE_CLIENT_SETTINGS, KafkaSettings
@@ -21,6 +21,7 @@ from driftline.consumers.common.kafka import (
     producer_config,
     read_to_end,
     to_raw,
+    watermark_offsets,
 )
 from driftline.schemas.codec import RawMessage, RejectReason, decode_records
 from driftline.schemas.events import PredictionEvent
@@ -80,6 +81,39 @@ def test_every_setting_applied_last_is_one_the_configuration_refuses() -> None:
 def test_broker_error_is_typed() -> None:
     error = KafkaBrokerError(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
     assert not error.retriable and "TOPIC_AUTHORIZATION_FAILED" in str(error)
+
+
+class _OffsetsAnswering:
+    """Answers an offsets question with each of ``answers`` in turn: an error code is raised."""
+
+    def __init__(self, *answers: int | tuple[int, int]) -> None:
+        self.answers = list(answers)
+        self.asked = 0
+
+    def get_watermark_offsets(self, partition: TopicPartition, timeout: float) -> tuple[int, int]:
+        answer = self.answers[self.asked]
+        self.asked += 1
+        if isinstance(answer, int):
+            raise KafkaException(KafkaError(answer))
+        return answer
+
+
+def test_watermark_offsets_are_asked_again_while_leadership_moves() -> None:
+    """Just after a topic is created its leader may be unknown: the question succeeds when asked again."""
+    consumer = _OffsetsAnswering(KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, (0, 5))
+    assert watermark_offsets(consumer, TopicPartition("t", 0), timeout_s=5) == (0, 5)
+    assert consumer.asked == 3
+
+
+def test_watermark_offsets_raise_other_errors_at_once_and_leadership_errors_at_the_deadline() -> None:
+    consumer = _OffsetsAnswering(KafkaError.TOPIC_AUTHORIZATION_FAILED, (0, 5))
+    with pytest.raises(KafkaException, match="TOPIC_AUTHORIZATION_FAILED"):
+        watermark_offsets(consumer, TopicPartition("t", 0), timeout_s=5)
+    assert consumer.asked == 1
+    moving = _OffsetsAnswering(*[KafkaError.NOT_LEADER_FOR_PARTITION] * 100)
+    with pytest.raises(KafkaException, match="NOT_LEADER_FOR_PARTITION"):
+        watermark_offsets(moving, TopicPartition("t", 0), timeout_s=0.35)
+    assert 2 <= moving.asked <= 5
 
 
 def test_a_consumed_message_rejected_by_the_decoder_keeps_where_it_came_from() -> None:
