@@ -89,6 +89,7 @@ class _OpenPane:
     score: Sketch | None = None
     n_events: int = 0
     labeled: LabeledSketch | None = None
+    bins: ProfileBins = field(kw_only=True)  # of the reference the pane began with, which it keeps
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,7 +349,7 @@ class PaneAggregator:
                         if name not in bins.numeric}
             score = sketch_for(bins.score, self.sample_capacity) if bins.score is not None else None
             pane = _OpenPane(bins.profile.model_version, numeric, features,
-                             sketch_for(bins.prediction, self.sample_capacity), score)
+                             sketch_for(bins.prediction, self.sample_capacity), score, bins=bins)
             self._open[key] = pane
         return pane
 
@@ -386,10 +387,10 @@ class PaneAggregator:
         }
         if pane is None:
             return PanePartial(n_events=0, **common)
-        bins = self._bins[model]
+        bins = pane.bins
         block = pane.numeric.to_block_data(bins.numeric) if pane.numeric is not None else None
         if block is None:
-            features = self._feature_data(model, pane)
+            features = self._feature_data(pane)
         else:  # the numeric features travel as one block, the others one by one
             features = {name: pane.features[name].to_data() for name in bins.profile.features if name in pane.features}
         return PanePartial(
@@ -402,9 +403,10 @@ class PaneAggregator:
             **common,
         )
 
-    def _feature_data(self, model: str, pane: _OpenPane) -> dict[str, SketchData]:
-        """Wire form of every feature's sketch, in profile order."""
-        bins = self._bins[model]
+    @staticmethod
+    def _feature_data(pane: _OpenPane) -> dict[str, SketchData]:
+        """Wire form of every feature's sketch, in its profile's order."""
+        bins = pane.bins
         numeric = dict(zip(bins.numeric, pane.numeric.to_data(), strict=True)) if pane.numeric is not None else {}
         return {name: numeric[name] if name in numeric else pane.features[name].to_data()
                 for name in bins.profile.features if name in numeric or name in pane.features}
@@ -427,7 +429,7 @@ class PaneAggregator:
         return {
             "model": model, "model_version": pane.model_version, "reference_id": reference_id, "index": index,
             "n_events": pane.n_events,
-            "features": {name: data.model_dump(mode="json") for name, data in self._feature_data(model, pane).items()},
+            "features": {name: data.model_dump(mode="json") for name, data in self._feature_data(pane).items()},
             "prediction": pane.prediction.to_data().model_dump(mode="json"),
             "prediction_score": pane.score.to_data().model_dump(mode="json") if pane.score is not None else None,
             "labeled": pane.labeled.to_dict() if pane.labeled is not None else None,
@@ -465,7 +467,7 @@ class PaneAggregator:
                 score = sketch_from_data(partial.prediction_score, bins.score)
             self._open[(item["model"], item["reference_id"], int(item["index"]))] = _OpenPane(
                 item["model_version"], numeric, features, sketch_from_data(partial.prediction, bins.prediction), score,
-                partial.n_events, labeled,
+                partial.n_events, labeled, bins=bins,
             )
 
 

@@ -171,6 +171,22 @@ def test_set_profile_starts_new_panes_on_the_new_reference(profile: ReferencePro
         [(profile.reference_id, "1", 1), (newer.reference_id, "2", 1)])
 
 
+def test_a_pane_open_when_the_features_change_closes_with_its_own_reference(profile: ReferenceProfile) -> None:
+    """A new reference that drops a feature: the pane begun on the old one still closes, with the old features."""
+    agg = _agg(profile, lateness=0.0, heartbeats=False)
+    agg.add_predictions([_event(0, 10.0)])
+    frame = events_to_frame(prediction_events(np.random.default_rng(9), n=500, t0=0, t1=1))
+    dropped = sorted(profile.features)[0]
+    newer = build_reference(frame.drop(columns=[dropped]), model="m", model_version="2", task="regression")
+    agg.set_profile(newer)
+    agg.add_predictions([_event(1, 20.0), _event(2, 500.0)])
+    old, new = sorted(agg.close_panes(), key=lambda p: p.model_version)
+    assert old.reference_id == profile.reference_id
+    assert dropped in {*old.features, *(old.numeric.features if old.numeric else [])}
+    assert new.reference_id == newer.reference_id
+    assert dropped not in {*new.features, *(new.numeric.features if new.numeric else [])}
+
+
 def test_partials_survive_the_wire_and_state_survives_a_restart(profile: ReferenceProfile) -> None:
     rng = np.random.default_rng(5)
     events = prediction_events(rng, n=600, t0=0, t1=300)
