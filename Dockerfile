@@ -14,6 +14,16 @@ COPY producers/ producers/
 COPY schemas/ schemas/
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
+# --- native stage: ingest's prediction scanner (native/, Rust + PyO3) as an abi3 wheel for CPython >= 3.11;
+# ingest runs without it (every prediction on the Python path), just slower ---
+FROM rust:1.95-slim-bookworm AS native
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv \
+    && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv /opt/maturin && /opt/maturin/bin/pip install --no-cache-dir "maturin>=1.7,<2"
+WORKDIR /src
+COPY native/ native/
+RUN /opt/maturin/bin/maturin build --release --manifest-path native/Cargo.toml --out /wheels
+
 # --- runtime stage: the wheel and its dependencies only, run as an unprivileged user ---
 FROM python:3.11-slim
 LABEL org.opencontainers.image.title="driftline" \
@@ -27,7 +37,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DRIFTLINE_HEALTH_PORT=9464
 # the wheels are bind-mounted from the build stage, so they never become a layer of this image
 RUN --mount=type=bind,from=build,source=/wheels,target=/tmp/wheels \
-    pip install --no-cache-dir --no-index /tmp/wheels/*.whl \
+    --mount=type=bind,from=native,source=/wheels,target=/tmp/native \
+    pip install --no-cache-dir --no-index /tmp/wheels/*.whl /tmp/native/*.whl \
     && groupadd --system --gid 10001 driftline \
     && useradd --system --uid 10001 --gid driftline --home-dir /home/driftline --create-home driftline \
     && mkdir -p /etc/driftline /var/lib/driftline \

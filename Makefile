@@ -3,14 +3,20 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Rust (for the native ingest scanner, native/): rustup puts cargo in ~/.cargo/bin, often not on PATH.
+CARGO_PATH := $(HOME)/.cargo/bin:$(PATH)
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint install jars prometheus schemas bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml native/Cargo.toml native/pyproject.toml native/src/lib.rs
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@if PATH="$(CARGO_PATH)" command -v cargo >/dev/null 2>&1; then \
+	  echo "building the native ingest scanner (native/, Rust)"; \
+	  PATH="$(CARGO_PATH)" $(BIN)/pip install --quiet ./native; \
+	else echo "warning: no cargo (Rust): ingest reads every prediction on the Python path"; fi
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -40,4 +46,4 @@ bench: $(STAMP) jars
 	$(BIN)/python bench/core_bench.py
 
 clean:
-	rm -rf $(VENV) var build *.egg-info
+	rm -rf $(VENV) var build *.egg-info native/target

@@ -5,6 +5,13 @@
 ``add_columns``, and joined pairs update the labeled sketches like ``add_labeled`` does with
 `LabeledEvent` objects. Same inputs give the same pane partials as the object path, value
 for value (the tests compare them).
+
+With the native scanner (``driftline_native``, built from ``native/``), a prediction in the
+form driftline's own encoder writes arrives as a `ScannedPrediction` instead: its monitored
+features already in the profile's order, numeric ones as float64 bytes, categorical ones as a
+tuple (`columns_from_scanned`). `RecordPanes.scanner` gives the scanner for the profiles it
+holds; a profile that changes while a scanned prediction is held makes that prediction go
+through the Python path again, from its own bytes.
 """
 
 from __future__ import annotations
@@ -12,18 +19,30 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from operator import attrgetter, itemgetter
+from typing import Any
 
 import numpy as np
 
-from driftline.schemas.codec import OutcomeRecord, PredictionRecord
-from driftline.schemas.events import RankingOutcome, RankingPrediction
+from driftline.schemas.codec import OutcomeRecord, PredictionRecord, RawMessage, decode_records
+from driftline.schemas.events import PredictionEvent, RankingOutcome, RankingPrediction
 from driftline.schemas.profiles import CategoricalFeatureProfile, NumericFeatureProfile, ReferenceProfile
 from driftline.stream.columns import Columns, LabeledColumns, to_float, to_str
 from driftline.stream.panes import PaneAggregator, rows_by_model
 from driftline.stream.reference import binary_positive, classification_score
 from driftline.stream.sample import event_keys, hashed_keys
 
-__all__ = ["LabeledRow", "RecordPanes", "columns_from_records", "labeled_columns_from_rows"]
+try:  # built from native/ by `make install`; without it every prediction takes the Python path
+    from driftline_native import PredictionScanner, ScannedPrediction
+except ImportError:  # pragma: no cover - the tests run with it built
+    PredictionScanner = ScannedPrediction = None
+
+__all__ = ["NATIVE_SCAN", "HeldPrediction", "LabeledRow", "RecordPanes", "columns_from_records",
+           "columns_from_scanned", "labeled_columns_from_rows"]
+
+NATIVE_SCAN = PredictionScanner is not None
+"""Whether the native scanner is installed."""
+
+HeldPrediction = PredictionRecord | ScannedPrediction if NATIVE_SCAN else PredictionRecord
 
 LabeledRow = tuple[str, PredictionRecord, OutcomeRecord]
 """A joined request: (labeled event id, prediction record, outcome record)."""
@@ -33,15 +52,42 @@ _EMPTY = np.empty(0)
 
 def columns_from_records(records: Sequence[PredictionRecord], profile: ReferenceProfile, *, seed: int = 0) -> Columns:
     """Columns of the features a profile monitors, its prediction, times and sample keys."""
-    ts = np.fromiter(map(attrgetter("ts"), records), dtype=np.float64, count=len(records))
-    keys = event_keys(map(attrgetter("event_id"), records), seed=seed)
     feature_dicts = list(map(attrgetter("features"), records))
-    numeric = [name for name, f in profile.features.items() if isinstance(f, NumericFeatureProfile)]
+    numeric = _numeric_names(profile)
     features = _numeric_matrix(feature_dicts, numeric)
     for name in profile.features:
         if name not in features:
             raw = [f.get(name) for f in feature_dicts]
             features[name] = to_float(raw) if name in numeric else to_str(raw)
+    return _columns(records, features, profile, seed)
+
+
+def columns_from_scanned(records: Sequence[ScannedPrediction], profile: ReferenceProfile, *,
+                         seed: int = 0) -> Columns:
+    """`columns_from_records` for predictions the native scanner read with this profile's layout."""
+    numeric = _numeric_names(profile)
+    categorical = [name for name in profile.features if name not in numeric]
+    features: dict[str, np.ndarray] = {}
+    if numeric:
+        matrix = np.frombuffer(b"".join(map(attrgetter("numeric"), records)), dtype=np.float64)
+        features.update(zip(numeric, np.ascontiguousarray(matrix.reshape(len(records), len(numeric)).T), strict=True))
+    if categorical:
+        columns = zip(*map(attrgetter("categorical"), records), strict=True)
+        features.update((name, np.array(column, dtype=object))
+                        for name, column in zip(categorical, columns, strict=True))
+    return _columns(records, features, profile, seed)
+
+
+def _numeric_names(profile: ReferenceProfile) -> list[str]:
+    return [name for name, f in profile.features.items() if isinstance(f, NumericFeatureProfile)]
+
+
+def _columns(records: Sequence[HeldPrediction], features: dict[str, np.ndarray], profile: ReferenceProfile,
+             seed: int) -> Columns:
+    """The columns of a batch whose feature columns are made: times, sample keys and the prediction's."""
+    features = {name: features[name] for name in profile.features}  # the profile's order, whichever path
+    ts = np.fromiter(map(attrgetter("ts"), records), dtype=np.float64, count=len(records))
+    keys = event_keys(map(attrgetter("event_id"), records), seed=seed)
     predictions = list(map(attrgetter("prediction"), records))
     if profile.task == "ranking":
         scores: list[float] = []
@@ -112,6 +158,13 @@ def _prediction_value(prediction: object) -> object:
     return prediction
 
 
+def _as_record(record: HeldPrediction) -> PredictionRecord:
+    """A held prediction as a `PredictionRecord`: a scanned one read again by the Python path (which accepts it)."""
+    if isinstance(record, PredictionRecord):
+        return record
+    return decode_records([RawMessage(record.value)], PredictionEvent).records[0]
+
+
 def _as_text(value: object) -> str:
     """A prediction or outcome as the text a classification compares: what ``str`` gives for the event's field."""
     if type(value) is dict:
@@ -164,6 +217,8 @@ def labeled_columns_from_rows(rows: Sequence[LabeledRow], task: str, *,
 class RecordPanes(PaneAggregator):
     """A `PaneAggregator` fed with decoded records; see the module docstring.
 
+    ``native_scan``: offer the native scanner (`scanner`) when it is installed.
+
     Examples
     --------
     >>> import pandas as pd
@@ -179,7 +234,31 @@ class RecordPanes(PaneAggregator):
     [(0.0, 60), (60.0, 60)]
     """
 
-    def add_records(self, records: Sequence[PredictionRecord]) -> None:
+    def __init__(self, *args: Any, native_scan: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.native_scan = native_scan and NATIVE_SCAN
+        self._layout_generation = 0
+        self._scanner: PredictionScanner | None = None
+
+    def set_profile(self, profile: ReferenceProfile) -> None:
+        super().set_profile(profile)
+        self._layout_generation += 1  # what was scanned with the old layout takes the Python path
+        self._scanner = None
+
+    def scanner(self) -> PredictionScanner | None:
+        """The native scanner for the profiles held now (None: not installed, or not asked for)."""
+        if not self.native_scan:
+            return None
+        if self._scanner is None:
+            layouts = {}
+            for model in self.models:
+                profile = self.profile(model)
+                numeric = _numeric_names(profile)
+                layouts[model] = (numeric, [name for name in profile.features if name not in numeric])
+            self._scanner = PredictionScanner(layouts, self._layout_generation)
+        return self._scanner
+
+    def add_records(self, records: Sequence[HeldPrediction]) -> None:
         """Apply predictions (any models, in order), as ``add_predictions`` applies events."""
         if not records:
             return
@@ -190,8 +269,11 @@ class RecordPanes(PaneAggregator):
             if profile is None:  # counted as unmonitored: only the times matter
                 ts = np.fromiter(map(attrgetter("ts"), rows), dtype=np.float64, count=len(rows))
                 batches[model] = Columns(ts, _EMPTY, {}, _EMPTY, _EMPTY)
+            elif self.native_scan and all(type(r) is ScannedPrediction and r.generation == self._layout_generation
+                                          for r in rows):
+                batches[model] = columns_from_scanned(rows, profile, seed=self.seed)
             else:
-                batches[model] = columns_from_records(rows, profile, seed=self.seed)
+                batches[model] = columns_from_records(list(map(_as_record, rows)), profile, seed=self.seed)
         self.add_column_batches(batches)  # one watermark for the whole batch, as add_predictions
 
     def add_labeled_rows(self, rows: Sequence[LabeledRow]) -> None:

@@ -60,9 +60,11 @@ import numpy as np
 import orjson
 
 from driftline.config import IngestSettings
-from driftline.consumers.ingest.columnar import RecordPanes
+from driftline.consumers.ingest.columnar import HeldPrediction, RecordPanes
 from driftline.schemas.codec import (
     MessageView,
+    PendingPrediction,
+    PredictionRecord,
     RawMessage,
     Record,
     RecordBatch,
@@ -128,7 +130,8 @@ class PartitionState:
         self.chunk_s = settings.allowed_lateness_s if settings.allowed_lateness_s > 0 else settings.pane_s
         self.join = JoinStore(settings.max_label_delay_s)
         self.panes = RecordPanes(
-            profiles, pane_s=settings.pane_s, allowed_lateness_s=settings.allowed_lateness_s, source=str(partition)
+            profiles, pane_s=settings.pane_s, allowed_lateness_s=settings.allowed_lateness_s, source=str(partition),
+            native_scan=settings.native_scan,
         )
         self.held_predictions = _Held()
         self.held_outcomes = _Held()
@@ -163,8 +166,7 @@ class PartitionState:
         limit = self.settings.max_payload_bytes
         max_future_s = self.settings.max_future_s
         max_ts = math.inf if wall_clock_s is None or max_future_s is None else wall_clock_s + max_future_s
-        decoded = self._read(0, predictions, decode_records(predictions, PredictionEvent, max_payload_bytes=limit,
-                                                             max_ts=max_ts))
+        decoded = self._read(0, predictions, self._decode_predictions(predictions, limit, max_ts))
         decoded_outcomes = self._read(1, outcomes, decode_records(outcomes, OutcomeEvent, max_payload_bytes=limit,
                                                                    max_ts=max_ts))
         out.rejects = decoded.rejects + decoded_outcomes.rejects
@@ -200,6 +202,26 @@ class PartitionState:
         )
         out.state_changed = self._changed
         return out
+
+    def _decode_predictions(self, messages: Sequence[MessageView], limit: int, max_ts: float) -> RecordBatch:
+        """The native scanner's reading of each prediction it is sure of, `decode_records` for the others."""
+        scanner = self.panes.scanner()
+        if scanner is None or not messages:
+            return decode_records(messages, PredictionEvent, max_payload_bytes=limit, max_ts=max_ts)
+        scanned = scanner.scan([message.value for message in messages], limit, max_ts)
+        if None not in scanned:
+            return RecordBatch(scanned, [message.offset for message in messages])
+        batch = RecordBatch()
+        for message, record in zip(messages, scanned, strict=True):
+            if record is None:  # the Python path decides, in place, so arrival order is kept
+                decoded = decode_records([message], PredictionEvent, max_payload_bytes=limit, max_ts=max_ts)
+                batch.records.extend(decoded.records)
+                batch.offsets.extend(decoded.offsets)
+                batch.rejects.extend(decoded.rejects)
+            else:
+                batch.records.append(record)
+                batch.offsets.append(message.offset)
+        return batch
 
     def _read(self, side: int, messages: Sequence[MessageView], decoded: RecordBatch) -> RecordBatch:
         """Note how far the input was read; of the events read again after a restore, keep only those still held."""
@@ -284,7 +306,7 @@ class PartitionState:
     def _apply(self, predictions: list[Record], outcomes: list[Record], out: IngestOutputs) -> None:
         join = self.join
         self.panes.add_records(predictions)
-        pending = [pending_prediction(p) for p in predictions]  # the sketches have the features: keep the rest
+        pending = list(map(_waiting, predictions))  # the sketches have the features: keep the rest
         joined = join.add_predictions(pending)  # each with an outcome that waited
         self._prediction_changes.put(join.waiting_predictions(pending))
         waited = join.add_outcomes(outcomes)  # each with a prediction that waited (perhaps put just above)
@@ -441,6 +463,14 @@ class _Changes:
                    for request_id, entry in self.written.items()]
         self.written, self.fresh = {}, set()
         return records
+
+
+def _waiting(record: HeldPrediction) -> PendingPrediction:
+    """What a prediction waits for its outcome as: a scanned one has its labeled JSON already."""
+    if isinstance(record, PredictionRecord):
+        return pending_prediction(record)
+    return PendingPrediction(record.event_id, record.ts, record.model, record.request_id, record.prediction,
+                             record.labeled_body, record.labeled_tail)
 
 
 def _increase(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:

@@ -161,8 +161,11 @@ def _final_stage(dockerfile: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def test_dockerfile_is_slim_and_pinned(dockerfile: list[tuple[str, str]]) -> None:
-    bases = [args.split()[0] for keyword, args in dockerfile if keyword == "FROM"]
-    assert bases and all(base == "python:3.11-slim" for base in bases)
+    stages = [args.split() for keyword, args in dockerfile if keyword == "FROM"]
+    python = [stage[0] for stage in stages if stage[-1] != "native"]
+    assert python and all(base == "python:3.11-slim" for base in python)
+    native = [stage[0] for stage in stages if stage[-1] == "native"]  # the Rust scanner's build stage
+    assert all(re.fullmatch(r"rust:\d+\.\d+-slim-bookworm", base) for base in native)
     installs = [args for keyword, args in dockerfile if keyword == "RUN" and "pip install" in args]
     assert installs and all("--no-cache-dir" in args for args in installs)
 

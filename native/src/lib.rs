@@ -1,0 +1,745 @@
+//! Ingest's hot path for predictions, in Rust: a prediction event whose JSON is in the form
+//! driftline's own encoder writes (compact, numbers as orjson prints them, strings without
+//! escapes) is read straight into what ingest keeps of it, without a Python object per feature.
+//!
+//! `PredictionScanner.scan` returns, per message, a `ScannedPrediction` or None. None means
+//! "not sure": the message takes the Python path (msgspec, then pydantic), which decides and
+//! explains every reject. So the scanner accepts a subset of what that path accepts, with
+//! the same values, and its `labeled_body` is byte for byte what `pending_prediction` writes:
+//! it is spliced from the input's own bytes, which is only right because every number and
+//! string accepted is already in the form orjson would write (checked, not assumed).
+
+use rustc_hash::FxHashMap as HashMap;
+use std::fmt::Write as _;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
+
+const NAME_MAX_CHARS: usize = 256;
+const MAX_FEATURES: usize = 512;
+const STRING_CACHE_MAX: usize = 4096;
+const CACHED_STRING_MAX_BYTES: usize = 64;
+// orjson writes floats in fixed notation (what this accepts) inside this range; outside it, or
+// for any token with an exponent, the Python path decides.
+const FIXED_MIN: f64 = 1e-4;
+const FIXED_MAX: f64 = 1e15;
+
+enum Number {
+    Int(i64),
+    Float(f64),
+}
+
+/// A read position in one message; every method returns None for anything not canonical.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Cursor { bytes, at: 0 }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        if self.peek()? == byte {
+            self.at += 1;
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    fn at_end(&self) -> bool {
+        self.at == self.bytes.len()
+    }
+
+    /// A string without escapes or control characters: its text, quotes excluded.
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.at;
+        loop {
+            let byte = *self.bytes.get(self.at)?;
+            if byte == b'"' {
+                break;
+            }
+            if byte == b'\\' || byte < 0x20 {
+                return None;
+            }
+            self.at += 1;
+        }
+        let raw = &self.bytes[start..self.at];
+        let text = if raw.is_ascii() {
+            // SAFETY: ASCII is UTF-8.
+            unsafe { std::str::from_utf8_unchecked(raw) }
+        } else {
+            std::str::from_utf8(raw).ok()?
+        };
+        self.at += 1;
+        Some(text)
+    }
+
+    /// A `NonEmptyStr`: 1 to 256 characters.
+    fn name(&mut self) -> Option<&'a str> {
+        let text = self.string()?;
+        let chars = if text.is_ascii() {
+            text.len()
+        } else {
+            text.chars().count()
+        };
+        (1..=NAME_MAX_CHARS).contains(&chars).then_some(text)
+    }
+
+    fn null(&mut self) -> Option<()> {
+        if self.bytes[self.at..].starts_with(b"null") {
+            self.at += 4;
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    /// A number as orjson writes it: an int of at most 18 digits, or a float in fixed notation.
+    fn number(&mut self, scratch: &mut String) -> Option<Number> {
+        let start = self.at;
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        let int_start = self.at;
+        self.digits();
+        let int_digits = self.at - int_start;
+        if int_digits == 0 || (int_digits > 1 && self.bytes[int_start] == b'0') {
+            return None;
+        }
+        let mut is_float = false;
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            let fraction_start = self.at;
+            self.digits();
+            if self.at == fraction_start {
+                return None;
+            }
+            is_float = true;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            return None;
+        }
+        let token = std::str::from_utf8(&self.bytes[start..self.at]).ok()?; // ASCII: cheap
+        if is_float {
+            canonical_float(token, scratch).map(Number::Float)
+        } else {
+            canonical_int(token).map(Number::Int)
+        }
+    }
+
+    fn digits(&mut self) {
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.at += 1;
+        }
+    }
+
+    /// Past one value of any kind, checked only enough to find its end (its own parse checks it).
+    fn skip_value(&mut self) -> Option<&'a [u8]> {
+        let start = self.at;
+        let mut depth = 0usize;
+        loop {
+            match *self.bytes.get(self.at)? {
+                b'"' => {
+                    self.string()?;
+                    if depth == 0 {
+                        break;
+                    }
+                    continue;
+                }
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    if depth == 0 {
+                        break;
+                    }
+                    depth -= 1;
+                    if depth == 0 {
+                        self.at += 1;
+                        break;
+                    }
+                }
+                b',' if depth == 0 => break,
+                _ => {}
+            }
+            self.at += 1;
+        }
+        (self.at > start).then(|| &self.bytes[start..self.at])
+    }
+}
+
+fn canonical_int(token: &str) -> Option<i64> {
+    if token == "-0" || token.len() > 18 {
+        return None;
+    }
+    token.parse().ok()
+}
+
+/// The float a fixed-notation token stands for, if orjson would write that float as this token.
+///
+/// A token of at most 15 significant digits reads back from its float unchanged (DBL_DIG), so
+/// it is that float's shortest form when it has no needless zero; longer ones are printed to check.
+fn canonical_float(token: &str, scratch: &mut String) -> Option<f64> {
+    let value: f64 = token.parse().ok()?;
+    if value == 0.0 {
+        return (token == "0.0" || token == "-0.0").then_some(value);
+    }
+    if !(FIXED_MIN..FIXED_MAX).contains(&value.abs()) {
+        return None;
+    }
+    let (integer, fraction) = token.trim_start_matches('-').split_once('.')?;
+    let needless_zero = fraction.len() > 1 && fraction.ends_with('0');
+    let significant = if integer == "0" {
+        fraction.trim_start_matches('0').len()
+    } else if fraction == "0" {
+        integer.len()
+    } else {
+        integer.len() + fraction.len()
+    };
+    if significant <= 15 {
+        return (!needless_zero).then_some(value);
+    }
+    scratch.clear();
+    write!(scratch, "{value}").ok()?; // the shortest digits that read back as the same float
+    if !scratch.contains('.') {
+        scratch.push_str(".0");
+    }
+    (scratch == token).then_some(value)
+}
+
+/// Where a model's monitored features go: numeric ones into a row of floats, categorical ones
+/// into a tuple of strings, both in the reference profile's order.
+struct Layout {
+    slots: HashMap<String, Slot>,
+    numeric: usize,
+    categorical: usize,
+}
+
+#[derive(Clone, Copy)]
+enum Slot {
+    Numeric(usize),
+    Categorical(usize),
+}
+
+/// What ingest keeps of a prediction read by the scanner, until it is sketched and joined.
+#[pyclass(frozen, module = "driftline_native")]
+struct ScannedPrediction {
+    event_id: Py<PyString>,
+    #[pyo3(get)]
+    ts: f64,
+    model: Py<PyString>,
+    request_id: Py<PyString>,
+    prediction: PyObject,
+    labeled_body: Py<PyBytes>,
+    labeled_tail: Py<PyBytes>,
+    numeric: Py<PyBytes>,
+    categorical: Py<PyTuple>,
+    value: Py<PyBytes>,
+    #[pyo3(get)]
+    generation: u64,
+}
+
+#[pymethods]
+impl ScannedPrediction {
+    #[getter]
+    fn event_id(&self, py: Python<'_>) -> Py<PyString> {
+        self.event_id.clone_ref(py)
+    }
+    #[getter]
+    fn model(&self, py: Python<'_>) -> Py<PyString> {
+        self.model.clone_ref(py)
+    }
+    #[getter]
+    fn request_id(&self, py: Python<'_>) -> Py<PyString> {
+        self.request_id.clone_ref(py)
+    }
+    /// The decoded prediction: a float, or the `ClassPrediction` as its JSON object.
+    #[getter]
+    fn prediction(&self, py: Python<'_>) -> PyObject {
+        self.prediction.clone_ref(py)
+    }
+    /// The labeled event's JSON from ``"model"`` to the prediction, as `pending_prediction` writes it.
+    #[getter]
+    fn labeled_body(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.labeled_body.clone_ref(py)
+    }
+    /// ``,"variant":..,"entity_id":..`` for those set, or empty.
+    #[getter]
+    fn labeled_tail(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.labeled_tail.clone_ref(py)
+    }
+    /// The profile's numeric features as native float64s, in its order (NaN: null or missing).
+    #[getter]
+    fn numeric(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.numeric.clone_ref(py)
+    }
+    /// The profile's categorical features, in its order (None: null or missing).
+    #[getter]
+    fn categorical(&self, py: Python<'_>) -> Py<PyTuple> {
+        self.categorical.clone_ref(py)
+    }
+    /// The message as it was read, for the Python path when the layout is out of date.
+    #[getter]
+    fn value(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.value.clone_ref(py)
+    }
+}
+
+/// The raw parts of one canonical prediction event, before any Python object is made.
+#[derive(Default)]
+struct Parts<'a> {
+    event_id: Option<&'a str>,
+    ts: Option<f64>,
+    model: Option<&'a [u8]>,
+    model_version: Option<&'a [u8]>,
+    request_id: Option<&'a str>,
+    request_id_raw: Option<&'a [u8]>,
+    features: Option<&'a [u8]>,
+    prediction: Option<&'a [u8]>,
+    variant: Option<Option<&'a [u8]>>,
+    entity_id: Option<Option<&'a [u8]>>,
+    schema_version: bool,
+}
+
+/// Reads canonical prediction events for one set of reference profiles (see the module docs).
+#[pyclass(module = "driftline_native")]
+struct PredictionScanner {
+    layouts: HashMap<String, Layout>,
+    generation: u64,
+    strings: HashMap<String, Py<PyString>>,
+    scratch: String,
+    empty: Py<PyBytes>,
+}
+
+#[pymethods]
+impl PredictionScanner {
+    /// ``layouts``: model -> (numeric feature names, categorical feature names), each in the
+    /// profile's order; ``generation`` is stamped on every `ScannedPrediction`.
+    #[new]
+    fn new(
+        py: Python<'_>,
+        layouts: std::collections::HashMap<String, (Vec<String>, Vec<String>)>,
+        generation: u64,
+    ) -> Self {
+        let layouts = layouts
+            .into_iter()
+            .map(|(model, (numeric, categorical))| {
+                let mut slots = HashMap::default();
+                for (index, name) in numeric.iter().enumerate() {
+                    slots.insert(name.clone(), Slot::Numeric(index));
+                }
+                for (index, name) in categorical.iter().enumerate() {
+                    slots.insert(name.clone(), Slot::Categorical(index));
+                }
+                (
+                    model,
+                    Layout {
+                        slots,
+                        numeric: numeric.len(),
+                        categorical: categorical.len(),
+                    },
+                )
+            })
+            .collect();
+        PredictionScanner {
+            layouts,
+            generation,
+            strings: HashMap::default(),
+            scratch: String::new(),
+            empty: PyBytes::new(py, b"").unbind(),
+        }
+    }
+
+    #[getter]
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// One `ScannedPrediction` or None per value (None also for a null value, one longer than
+    /// ``max_payload_bytes`` or one whose ``ts`` is after ``max_ts``: the Python path rejects those).
+    fn scan<'py>(
+        &mut self,
+        py: Python<'py>,
+        values: &Bound<'py, PyList>,
+        max_payload_bytes: usize,
+        max_ts: f64,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        for item in values.iter() {
+            let scanned = match item.downcast::<PyBytes>() {
+                Ok(value) if value.as_bytes().len() <= max_payload_bytes => {
+                    self.scan_one(py, value, max_ts)?
+                }
+                _ => None,
+            };
+            match scanned {
+                Some(scanned) => out.append(scanned)?,
+                None => out.append(py.None())?,
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl PredictionScanner {
+    fn scan_one<'py>(
+        &mut self,
+        py: Python<'py>,
+        value: &Bound<'py, PyBytes>,
+        max_ts: f64,
+    ) -> PyResult<Option<Bound<'py, ScannedPrediction>>> {
+        let bytes = value.as_bytes();
+        let Some(parts) = self.top_level(bytes) else {
+            return Ok(None);
+        };
+        let (
+            Some(event_id),
+            Some(ts),
+            Some(model_raw),
+            Some(model_version),
+            Some(request_id),
+            Some(features),
+            Some(prediction),
+        ) = (
+            parts.event_id,
+            parts.ts,
+            parts.model,
+            parts.model_version,
+            parts.request_id,
+            parts.features,
+            parts.prediction,
+        )
+        else {
+            return Ok(None);
+        };
+        if ts > max_ts {
+            return Ok(None);
+        }
+        let model =
+            std::str::from_utf8(&model_raw[1..model_raw.len() - 1]).expect("checked as UTF-8");
+        let layout = self.layouts.get(model);
+        let (numeric_len, categorical_len) = layout.map_or((0, 0), |l| (l.numeric, l.categorical));
+        let mut numeric = vec![f64::NAN; numeric_len];
+        let mut categorical: Vec<Option<&str>> = vec![None; categorical_len];
+        if read_features(
+            features,
+            layout,
+            &mut numeric,
+            &mut categorical,
+            &mut self.scratch,
+        )
+        .is_none()
+        {
+            return Ok(None);
+        }
+        let Some(prediction_object) = self.prediction(py, prediction)? else {
+            return Ok(None);
+        };
+
+        let mut body = Vec::with_capacity(features.len() + prediction.len() + 96);
+        body.extend_from_slice(b"\"model\":");
+        body.extend_from_slice(model_raw);
+        body.extend_from_slice(b",\"model_version\":");
+        body.extend_from_slice(model_version);
+        body.extend_from_slice(b",\"request_id\":");
+        body.extend_from_slice(parts.request_id_raw.expect("set with request_id"));
+        body.extend_from_slice(b",\"features\":");
+        body.extend_from_slice(features);
+        body.extend_from_slice(b",\"prediction\":");
+        body.extend_from_slice(prediction);
+        let mut tail = Vec::new();
+        for (name, field) in [
+            (&b"variant"[..], parts.variant),
+            (&b"entity_id"[..], parts.entity_id),
+        ] {
+            if let Some(Some(raw)) = field {
+                tail.extend_from_slice(b",\"");
+                tail.extend_from_slice(name);
+                tail.extend_from_slice(b"\":");
+                tail.extend_from_slice(raw);
+            }
+        }
+        let numeric_bytes: Vec<u8> = numeric.iter().flat_map(|x| x.to_ne_bytes()).collect();
+        let categorical_objects: Vec<PyObject> = categorical
+            .iter()
+            .map(|text| match text {
+                Some(text) => self.string(py, text).into_any(),
+                None => py.None(),
+            })
+            .collect();
+        let scanned = ScannedPrediction {
+            event_id: PyString::new(py, event_id).unbind(),
+            ts,
+            model: self.string(py, model),
+            request_id: PyString::new(py, request_id).unbind(),
+            prediction: prediction_object,
+            labeled_body: PyBytes::new(py, &body).unbind(),
+            labeled_tail: if tail.is_empty() {
+                self.empty.clone_ref(py)
+            } else {
+                PyBytes::new(py, &tail).unbind()
+            },
+            numeric: PyBytes::new(py, &numeric_bytes).unbind(),
+            categorical: PyTuple::new(py, categorical_objects)?.unbind(),
+            value: value.clone().unbind(),
+            generation: self.generation,
+        };
+        Ok(Some(Bound::new(py, scanned)?))
+    }
+
+    /// The top-level object: its known keys once each, in any order, nothing else.
+    fn top_level<'a>(&mut self, bytes: &'a [u8]) -> Option<Parts<'a>> {
+        let mut cursor = Cursor::new(bytes);
+        let mut parts = Parts::default();
+        cursor.eat(b'{')?;
+        loop {
+            let key = cursor.string()?;
+            cursor.eat(b':')?;
+            let start = cursor.at;
+            match key {
+                "schema_version" if !parts.schema_version => {
+                    match cursor.number(&mut self.scratch)? {
+                        Number::Int(1) => parts.schema_version = true,
+                        _ => return None,
+                    }
+                }
+                "event_id" if parts.event_id.is_none() => parts.event_id = Some(cursor.name()?),
+                "ts" if parts.ts.is_none() => {
+                    parts.ts = Some(match cursor.number(&mut self.scratch)? {
+                        Number::Int(int) => int as f64,
+                        Number::Float(float) => float,
+                    })
+                }
+                "model" if parts.model.is_none() => {
+                    cursor.name()?;
+                    parts.model = Some(&bytes[start..cursor.at]);
+                }
+                "model_version" if parts.model_version.is_none() => {
+                    cursor.name()?;
+                    parts.model_version = Some(&bytes[start..cursor.at]);
+                }
+                "request_id" if parts.request_id.is_none() => {
+                    parts.request_id = Some(cursor.name()?);
+                    parts.request_id_raw = Some(&bytes[start..cursor.at]);
+                }
+                "features" if parts.features.is_none() => {
+                    parts.features = Some(cursor.skip_value()?)
+                }
+                "prediction" if parts.prediction.is_none() => {
+                    parts.prediction = Some(cursor.skip_value()?)
+                }
+                "variant" if parts.variant.is_none() => {
+                    parts.variant = Some(optional_name(&mut cursor, bytes)?)
+                }
+                "entity_id" if parts.entity_id.is_none() => {
+                    parts.entity_id = Some(optional_name(&mut cursor, bytes)?)
+                }
+                _ => return None, // unknown or repeated: the Python path decides
+            }
+            if cursor.eat(b',').is_none() {
+                break;
+            }
+        }
+        cursor.eat(b'}')?;
+        cursor.at_end().then_some(parts)
+    }
+
+    /// A float prediction, or a `ClassPrediction` object (label, probabilities in [0, 1]).
+    fn prediction(&mut self, py: Python<'_>, raw: &[u8]) -> PyResult<Option<PyObject>> {
+        let mut cursor = Cursor::new(raw);
+        if cursor.peek() != Some(b'{') {
+            return Ok(match cursor.number(&mut self.scratch) {
+                Some(Number::Float(value)) if cursor.at_end() => {
+                    Some(PyFloat::new(py, value).into_any().unbind())
+                }
+                _ => None, // an int would be written back as a float: Python decides
+            });
+        }
+        let Some(entries) = self.class_prediction(&mut cursor) else {
+            return Ok(None);
+        };
+        let dict = PyDict::new(py);
+        for (key, value) in entries {
+            match value {
+                ClassValue::Label(label) => {
+                    dict.set_item(self.string(py, key), self.string(py, label))?
+                }
+                ClassValue::NoProbabilities => dict.set_item(self.string(py, key), py.None())?,
+                ClassValue::Probabilities(probabilities) => {
+                    let inner = PyDict::new(py);
+                    for (label, probability) in probabilities {
+                        inner.set_item(self.string(py, label), probability)?;
+                    }
+                    dict.set_item(self.string(py, key), inner)?;
+                }
+            }
+        }
+        Ok(Some(dict.into_any().unbind()))
+    }
+
+    fn class_prediction<'a>(
+        &mut self,
+        cursor: &mut Cursor<'a>,
+    ) -> Option<Vec<(&'a str, ClassValue<'a>)>> {
+        cursor.eat(b'{')?;
+        let mut entries: Vec<(&'a str, ClassValue<'a>)> = Vec::with_capacity(2);
+        let mut has_label = false;
+        loop {
+            let key = cursor.string()?;
+            cursor.eat(b':')?;
+            if entries.iter().any(|(seen, _)| *seen == key) {
+                return None;
+            }
+            match key {
+                "label" => {
+                    entries.push((key, ClassValue::Label(cursor.name()?)));
+                    has_label = true;
+                }
+                "probabilities" if cursor.peek()? == b'n' => {
+                    cursor.null()?;
+                    entries.push((key, ClassValue::NoProbabilities));
+                }
+                "probabilities" => {
+                    entries.push((key, ClassValue::Probabilities(self.probabilities(cursor)?)))
+                }
+                _ => return None, // a ranking, or an unknown key
+            }
+            if cursor.eat(b',').is_none() {
+                break;
+            }
+        }
+        cursor.eat(b'}')?;
+        (has_label && cursor.at_end()).then_some(entries)
+    }
+
+    fn probabilities<'a>(&mut self, cursor: &mut Cursor<'a>) -> Option<Vec<(&'a str, f64)>> {
+        cursor.eat(b'{')?;
+        let mut probabilities: Vec<(&'a str, f64)> = Vec::new();
+        if cursor.eat(b'}').is_some() {
+            return Some(probabilities);
+        }
+        loop {
+            let label = cursor.string()?;
+            cursor.eat(b':')?;
+            let Number::Float(value) = cursor.number(&mut self.scratch)? else {
+                return None;
+            };
+            if !(0.0..=1.0).contains(&value) || probabilities.iter().any(|(seen, _)| *seen == label)
+            {
+                return None;
+            }
+            probabilities.push((label, value));
+            if cursor.eat(b',').is_none() {
+                break;
+            }
+        }
+        cursor.eat(b'}')?;
+        Some(probabilities)
+    }
+
+    /// A Python string for a short text seen often (model names, labels, categories), made once.
+    fn string(&mut self, py: Python<'_>, text: &str) -> Py<PyString> {
+        if let Some(cached) = self.strings.get(text) {
+            return cached.clone_ref(py);
+        }
+        let made = PyString::new(py, text).unbind();
+        if text.len() <= CACHED_STRING_MAX_BYTES && self.strings.len() < STRING_CACHE_MAX {
+            self.strings.insert(text.to_owned(), made.clone_ref(py));
+        }
+        made
+    }
+}
+
+/// Checks the features object and writes the monitored ones into their slots.
+fn read_features<'a>(
+    raw: &'a [u8],
+    layout: Option<&Layout>,
+    numeric: &mut [f64],
+    categorical: &mut [Option<&'a str>],
+    scratch: &mut String,
+) -> Option<()> {
+    let mut cursor = Cursor::new(raw);
+    cursor.eat(b'{')?;
+    if cursor.eat(b'}').is_some() {
+        return cursor.at_end().then_some(());
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    loop {
+        let key = cursor.string()?;
+        if seen.len() >= MAX_FEATURES || seen.contains(&key) {
+            return None; // a repeated key would not be written back as it was read
+        }
+        seen.push(key);
+        cursor.eat(b':')?;
+        let slot = layout.and_then(|l| l.slots.get(key).copied());
+        match cursor.peek()? {
+            b'"' => {
+                let text = cursor.string()?;
+                match slot {
+                    Some(Slot::Categorical(index)) => categorical[index] = Some(text),
+                    Some(Slot::Numeric(_)) => return None, // to_float parses strings: Python decides
+                    None => {}
+                }
+            }
+            b'n' => cursor.null()?,
+            _ => {
+                let number = match cursor.number(scratch)? {
+                    Number::Int(int) => int as f64,
+                    Number::Float(float) => float,
+                };
+                match slot {
+                    Some(Slot::Numeric(index)) => numeric[index] = number,
+                    Some(Slot::Categorical(_)) => return None, // to_str would print it: Python decides
+                    None => {}
+                }
+            }
+        }
+        if cursor.eat(b',').is_none() {
+            break;
+        }
+    }
+    cursor.eat(b'}')?;
+    cursor.at_end().then_some(())
+}
+
+enum ClassValue<'a> {
+    Label(&'a str),
+    NoProbabilities,
+    Probabilities(Vec<(&'a str, f64)>),
+}
+
+fn optional_name<'a>(cursor: &mut Cursor<'a>, bytes: &'a [u8]) -> Option<Option<&'a [u8]>> {
+    let start = cursor.at;
+    if cursor.peek()? == b'n' {
+        cursor.null()?;
+        return Some(None);
+    }
+    cursor.name()?;
+    Some(Some(&bytes[start..cursor.at]))
+}
+
+/// Test hook: the float a token stands for if orjson would write that float as the token.
+#[pyfunction]
+fn canonical_number(token: &str) -> Option<f64> {
+    let mut cursor = Cursor::new(token.as_bytes());
+    let mut scratch = String::new();
+    match cursor.number(&mut scratch)? {
+        _ if !cursor.at_end() => None,
+        Number::Int(int) => Some(int as f64),
+        Number::Float(float) => Some(float),
+    }
+}
+
+#[pymodule]
+fn driftline_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<PredictionScanner>()?;
+    module.add_class::<ScannedPrediction>()?;
+    module.add_function(wrap_pyfunction!(canonical_number, module)?)?;
+    Ok(())
+}

@@ -1,0 +1,235 @@
+"""The native scanner (``native/``) against the Python path it stands in for.
+
+Where it is sure it must read exactly what `decode_records` reads and write exactly what
+`pending_prediction` writes; where it is not, it must say so (None), and the handler's outputs
+must be the same with it and without it.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from driftline.config import IngestSettings
+from driftline.consumers.ingest.columnar import NATIVE_SCAN, RecordPanes, columns_from_records
+from driftline.consumers.ingest.handler import IngestOutputs, PartitionState
+from driftline.producers.simulator import ModelSpec, Simulator
+from driftline.schemas.codec import RawMessage, decode_records, pending_prediction
+from driftline.schemas.events import PredictionEvent
+from driftline.stream.reference import build_reference
+
+
+def _cargo() -> bool:
+    return shutil.which("cargo") is not None or (Path.home() / ".cargo" / "bin" / "cargo").exists()
+
+
+def test_the_scanner_is_built_wherever_cargo_is() -> None:
+    """`make install` builds it when Rust is there; a failed build must not pass unnoticed as skips."""
+    assert NATIVE_SCAN or not _cargo()
+
+
+if NATIVE_SCAN:
+    from driftline_native import canonical_number
+
+needs_native = pytest.mark.skipif(not NATIVE_SCAN, reason="driftline-native is not built (no cargo)")
+
+SETTINGS = IngestSettings(pane_s=10.0, allowed_lateness_s=5.0, max_label_delay_s=600.0)
+NATIVE = SETTINGS.model_copy(update={"native_scan": True})
+PYTHON = SETTINGS.model_copy(update={"native_scan": False})
+
+
+def _simulator(**overrides: object) -> Simulator:
+    models = [ModelSpec("a", "churn"), ModelSpec("b", "eta"), ModelSpec("r", "race")]
+    return Simulator(models, seed=11, events_per_s=20.0, label_delay_s=5.0, **overrides)
+
+
+def _profiles(sim: Simulator) -> dict:
+    tasks = {"a": "classification", "b": "regression", "r": "ranking"}
+    return {model: build_reference(sim.reference_frame(model, 1000), model=model, model_version="1", task=task)
+            for model, task in tasks.items()}
+
+
+def _scanner(profiles: dict) -> object:
+    return RecordPanes(profiles, pane_s=10.0, allowed_lateness_s=5.0, source="0", native_scan=True).scanner()
+
+
+@needs_native
+def test_a_number_is_read_only_in_the_form_orjson_writes_it() -> None:
+    rng = np.random.default_rng(5)
+    magnitudes = 10.0 ** rng.uniform(-6, 17, size=20_000)
+    values = [float(round(x, int(d))) for x, d in zip(magnitudes * rng.choice([-1, 1], size=20_000),
+                                                       rng.integers(0, 18, size=20_000), strict=True)]
+    values += [float(x) for x in rng.random(2_000)] + [0.1 + 0.2, 1e15 - 0.5, 1e-4, 123.0, -0.0, 0.0]
+    for value in values:
+        token = orjson.dumps(value).decode()
+        read = canonical_number(token)
+        if read is not None:
+            assert read == value and math.copysign(1, read) == math.copysign(1, value), token
+        elif value == 0.0 or 1e-4 <= abs(value) < 1e15:  # orjson's fixed notation
+            # only a 16- or 17-digit one may be left to Python: Rust prints some ties the other way
+            assert len(token.lstrip("-").replace(".", "").strip("0")) > 15, token
+        else:
+            assert read is None, token  # an exponent: the Python path decides
+    read_as = [("12", 12.0), ("-7", -7.0), ("0.5", 0.5), ("-0.0", -0.0), ("0.30000000000000004", 0.1 + 0.2)]
+    for token, expected in read_as:
+        assert canonical_number(token) == expected
+    for token in ["1.50", "01.5", "1e5", "1E5", "-0", "1.", ".5", "+1.0", "0.00", "00", "1234567890123456789",
+                  "0.29999999999999999", "0.3000000000000000", "1.0e0", "NaN", "Infinity", "1 ", ""]:
+        assert canonical_number(token) is None, token
+
+
+def _variants() -> tuple[list[bytes], list[bytes]]:
+    """Hand-made predictions the scanner must read, and ones it must leave to the Python path."""
+    base = {"schema_version": 1, "event_id": "e1", "ts": 1767225600.25, "model": "a", "model_version": "1",
+            "request_id": "r1", "features": {"tenure_months": 3.0, "plan": "basic", "extra": "x"},
+            "prediction": {"label": "1", "probabilities": {"0": 0.25, "1": 0.75}}}
+
+    def variant(**changes: object) -> bytes:
+        event = {**base, **changes}
+        return orjson.dumps({k: v for k, v in event.items() if v is not ...})
+
+    plain = variant()
+
+    read = [
+        variant(features={"tenure_months": 3.0, "plan": "basic", "age": 40, "region": None}),
+        variant(features={}),
+        variant(schema_version=...),
+        variant(ts=1767225600),
+        variant(prediction={"label": "0"}),
+        variant(prediction={"label": "0", "probabilities": None}),
+        variant(prediction={"probabilities": {}, "label": "0"}),
+        variant(model="b", features={"distance_km": 2.5, "weather": "rain"}, prediction=12.5),
+        variant(model="unknown-model", prediction=0.5),
+        variant(variant="treatment", entity_id="customer-9"),
+        variant(variant=None, entity_id="customer-9"),
+        variant(event_id="é" * 256, request_id="ключ", features={"plan": "базовый"}),
+        orjson.dumps({k: base[k] for k in reversed(list(base))}),  # any order of the top-level keys
+    ]
+    left = [
+        variant(features={"tenure_months": True}),  # a bool: msgspec refuses it, pydantic decides
+        variant(features={"tenure_months": "3.5"}),  # a number in a string for a numeric feature
+        variant(features={"plan": 3.0}),  # a number for a categorical one
+        variant(features={"tenure_months": 1.5e-7}),  # an exponent
+        variant(features={"tenure_months": {"nested": 1.0}}),
+        variant(prediction=1),  # an int prediction becomes a float
+        variant(prediction={"label": "1", "probabilities": {"1": 1.5}}),
+        variant(prediction={"label": "1", "probabilities": {"1": 1}}),
+        variant(prediction={"group_id": "g", "items": [{"item_id": "i", "score": 0.5}]}),
+        variant(prediction={"label": ""}),
+        variant(event_id=""),
+        variant(event_id="x" * 257),
+        variant(request_id="with \"quotes\""),
+        variant(schema_version=2),
+        variant(unknown_field=1),
+        variant(ts=float("nan")),
+        variant(ts=1e300),
+        plain.replace(b'"plan":"basic"', b'"plan": "basic"'),  # whitespace
+        plain.replace(b'"plan":"basic"', b'"plan":"basic","plan":"pro"'),  # a repeated key
+        plain.replace(b'"model":"a"', b'"model":"a","model":"a"'),
+        plain.replace(b"3.0", b"3.00"),
+        plain.replace(b'"r1"', b'"r\\u0031"'),  # an escape
+        plain[:-1],
+        b"not json",
+        b"[]",
+        b"{}",
+    ]
+    return read, left
+
+
+@needs_native
+def test_every_prediction_scanned_is_what_the_python_path_reads() -> None:
+    sim = _simulator(malformed_fraction=0.05, missing_fraction=0.05)
+    profiles = _profiles(sim)
+    scanner = _scanner(profiles)
+    values = [v for batch in sim.batches(3000, batch_size=1000)
+              for kind, v in zip(batch.kinds, batch.values, strict=True) if kind == "predictions"]
+    read, left = _variants()
+    scanned = scanner.scan([*values, *read, *left], 1_048_576, math.inf)
+    assert [s is None for s in scanned[len(values) + len(read):]] == [True] * len(left)
+    assert None not in scanned[len(values):len(values) + len(read)]
+    assert scanner.scan([read[0]], len(read[0]) - 1, math.inf) == [None]  # too large: Python rejects it
+    assert scanner.scan([read[0]], 1_048_576, 1.0) == [None]  # ts_in_future, likewise
+    assert scanner.scan([None], 1_048_576, math.inf) == [None]
+    checked = 0
+    for value, record in zip([*values, *read], scanned, strict=False):
+        if record is None:
+            continue
+        decoded = decode_records([RawMessage(value)], PredictionEvent)
+        assert not decoded.rejects and len(decoded.records) == 1, value
+        python = decoded.records[0]
+        waiting = pending_prediction(python)
+        assert (record.event_id, record.ts, record.model, record.request_id, record.prediction) == (
+            python.event_id, python.ts, python.model, python.request_id, python.prediction)
+        assert (record.labeled_body, record.labeled_tail) == (waiting.labeled_body, waiting.labeled_tail), value
+        assert record.value == value
+        profile = profiles.get(python.model)
+        if profile is not None:
+            columns = columns_from_records([python], profile)
+            numeric = np.frombuffer(record.numeric, dtype=np.float64)
+            names = [n for n in profile.features if columns.features[n].dtype == np.float64]
+            np.testing.assert_array_equal(numeric, [columns.features[n][0] for n in names])
+            assert list(record.categorical) == [columns.features[n][0] for n in profile.features if n not in names]
+        checked += 1
+    ranking = sum(1 for v in values if b'"items"' in v)
+    assert checked >= 0.9 * (len(values) - ranking)  # the Python path is the exception, not the rule
+
+
+def _run(settings: IngestSettings, profiles: dict, batches: list, change_at: int | None = None,
+         new_profile: object = None) -> list[tuple]:
+    """Every output of every batch, with the changelog and the committable offsets after it."""
+    state = PartitionState(0, settings, profiles)
+    steps = []
+
+    def step(out: IngestOutputs) -> None:
+        rejects = [(r.reason, r.message.offset) for r in out.rejects]
+        steps.append((out.labeled, [p.model_dump() for p in out.panes], rejects, state.changelog(), out.join_hits,
+                       out.late_by_model, out.unmonitored_by_model, state.committable_offsets()))
+
+    for index, (predictions, outcomes) in enumerate(batches):
+        if index == change_at:
+            state.set_profile(new_profile)
+        step(state.handle(predictions, outcomes))
+    step(state.handle([], [], predictions_idle=True, outcomes_idle=True))
+    return steps
+
+
+def _batches(sim: Simulator) -> list[tuple[list[RawMessage], list[RawMessage]]]:
+    offsets = {"predictions": 0, "outcomes": 0}
+    batches = []
+    for batch in sim.batches(2400, batch_size=300):
+        split: dict[str, list[RawMessage]] = {"predictions": [], "outcomes": []}
+        for kind, key, value in zip(batch.kinds, batch.keys, batch.values, strict=True):
+            split[kind].append(RawMessage(value, key, kind, 0, offsets[kind]))
+            offsets[kind] += 1
+        batches.append((split["predictions"], split["outcomes"]))
+    return batches
+
+
+@needs_native
+def test_the_handler_gives_the_same_outputs_with_the_scanner_and_without() -> None:
+    sim = _simulator(malformed_fraction=0.02, missing_fraction=0.05)
+    profiles = _profiles(sim)
+    batches = _batches(sim)
+    assert _run(NATIVE, profiles, batches) == _run(PYTHON, profiles, batches)
+
+
+@needs_native
+def test_a_profile_that_changes_while_scanned_predictions_are_held() -> None:
+    """Predictions scanned with the old layout go through the Python path once the new one is in."""
+    sim = _simulator()
+    profiles = _profiles(sim)
+    frame = sim.reference_frame("a", 1000).drop(columns=["plan", "age"])
+    new_profile = build_reference(frame, model="a", model_version="2", task="classification")
+    batches = _batches(sim)
+    native = _run(NATIVE, profiles, batches, change_at=3, new_profile=new_profile)
+    assert native == _run(PYTHON, profiles, batches, change_at=3, new_profile=new_profile)
+
+
+def test_the_setting_turns_the_scanner_off() -> None:
+    assert PartitionState(0, PYTHON, {}).panes.scanner() is None
+    assert (PartitionState(0, NATIVE, {}).panes.scanner() is not None) == NATIVE_SCAN
