@@ -159,9 +159,10 @@ class IngestSettings(TransactionalServiceSettings):
     max_future_s: float | None = Field(
         86_400.0, gt=0, description="an event whose ts is further ahead of the wall clock than this goes to dlq "
         "(ts_in_future): one such event, e.g. in milliseconds, would make every later event late; none = no limit")
-    native_scan: bool = Field(
-        True, description="read predictions in driftline's own JSON form with the native scanner (driftline-native, "
-        "built by make install) when it is installed; every other one, or all with false, takes the Python path")
+    native: bool = Field(
+        True, description="the native hot path (driftline-native, built by make install) when it is installed: "
+        "predictions in driftline's own JSON form scanned into columns, labeled records written in Rust; the same "
+        "outputs as the Python path, which false forces")
 
 
 class MonitorSettings(TransactionalServiceSettings):

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from driftline.consumers.ingest import native
+from driftline.consumers.ingest.native import PredictionScanner, ScannedPrediction
 from driftline.schemas.codec import OutcomeRecord, PredictionRecord, RawMessage, decode_records
 from driftline.schemas.events import PredictionEvent, RankingOutcome, RankingPrediction
 from driftline.schemas.profiles import CategoricalFeatureProfile, NumericFeatureProfile, ReferenceProfile
@@ -31,23 +33,16 @@ from driftline.stream.panes import PaneAggregator, rows_by_model
 from driftline.stream.reference import binary_positive, classification_score
 from driftline.stream.sample import event_keys, hashed_keys
 
-try:  # built from native/ by `make install`; without it every prediction takes the Python path
-    from driftline_native import PredictionScanner, ScannedPrediction
-except ImportError:  # pragma: no cover - the tests run with it built
-    PredictionScanner = ScannedPrediction = None
+__all__ = ["HeldPrediction", "LabeledRow", "RecordPanes", "columns_from_records", "columns_from_scanned",
+           "labeled_columns_from_rows"]
 
-__all__ = ["NATIVE_SCAN", "HeldPrediction", "LabeledRow", "RecordPanes", "columns_from_records",
-           "columns_from_scanned", "labeled_columns_from_rows"]
-
-NATIVE_SCAN = PredictionScanner is not None
-"""Whether the native scanner is installed."""
-
-HeldPrediction = PredictionRecord | ScannedPrediction if NATIVE_SCAN else PredictionRecord
+HeldPrediction = PredictionRecord | ScannedPrediction if native.AVAILABLE else PredictionRecord
 
 LabeledRow = tuple[str, PredictionRecord, OutcomeRecord]
 """A joined request: (labeled event id, prediction record, outcome record)."""
 
 _EMPTY = np.empty(0)
+_NATIVE = native.AVAILABLE
 
 
 def columns_from_records(records: Sequence[PredictionRecord], profile: ReferenceProfile, *, seed: int = 0) -> Columns:
@@ -217,7 +212,7 @@ def labeled_columns_from_rows(rows: Sequence[LabeledRow], task: str, *,
 class RecordPanes(PaneAggregator):
     """A `PaneAggregator` fed with decoded records; see the module docstring.
 
-    ``native_scan``: offer the native scanner (`scanner`) when it is installed.
+    ``native``: offer the native scanner (`scanner`) when it is installed.
 
     Examples
     --------
@@ -234,9 +229,9 @@ class RecordPanes(PaneAggregator):
     [(0.0, 60), (60.0, 60)]
     """
 
-    def __init__(self, *args: Any, native_scan: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, native: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.native_scan = native_scan and NATIVE_SCAN
+        self.native = native and _NATIVE
         self._layout_generation = 0
         self._scanner: PredictionScanner | None = None
 
@@ -247,7 +242,7 @@ class RecordPanes(PaneAggregator):
 
     def scanner(self) -> PredictionScanner | None:
         """The native scanner for the profiles held now (None: not installed, or not asked for)."""
-        if not self.native_scan:
+        if not self.native:
             return None
         if self._scanner is None:
             layouts = {}
@@ -269,7 +264,7 @@ class RecordPanes(PaneAggregator):
             if profile is None:  # counted as unmonitored: only the times matter
                 ts = np.fromiter(map(attrgetter("ts"), rows), dtype=np.float64, count=len(rows))
                 batches[model] = Columns(ts, _EMPTY, {}, _EMPTY, _EMPTY)
-            elif self.native_scan and all(type(r) is ScannedPrediction and r.generation == self._layout_generation
+            elif self.native and all(type(r) is ScannedPrediction and r.generation == self._layout_generation
                                           for r in rows):
                 batches[model] = columns_from_scanned(rows, profile, seed=self.seed)
             else:

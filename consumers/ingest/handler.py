@@ -61,6 +61,7 @@ import orjson
 
 from driftline.config import IngestSettings
 from driftline.consumers.ingest.columnar import HeldPrediction, RecordPanes
+from driftline.consumers.ingest.native import labeled_records
 from driftline.schemas.codec import (
     MessageView,
     PendingPrediction,
@@ -131,7 +132,7 @@ class PartitionState:
         self.join = JoinStore(settings.max_label_delay_s)
         self.panes = RecordPanes(
             profiles, pane_s=settings.pane_s, allowed_lateness_s=settings.allowed_lateness_s, source=str(partition),
-            native_scan=settings.native_scan,
+            native=settings.native,
         )
         self.held_predictions = _Held()
         self.held_outcomes = _Held()
@@ -316,9 +317,17 @@ class PartitionState:
         joined.extend(waited)
         if not joined:
             return
-        rows = [(labeled_id(p.event_id, o.event_id), p, o) for p, o in joined]
+        if self.panes.native:
+            ids, records = labeled_records(joined)
+            rows = [(event_id, p, o) for event_id, (p, o) in zip(ids, joined, strict=True)]
+            if None in records:  # values the native writer leaves to orjson
+                records = [record or (p.model.encode(), labeled_json(event_id, p, o))
+                           for record, (event_id, p, o) in zip(records, rows, strict=True)]
+        else:
+            rows = [(labeled_id(p.event_id, o.event_id), p, o) for p, o in joined]
+            records = [(p.model.encode(), labeled_json(event_id, p, o)) for event_id, p, o in rows]
         self.panes.add_labeled_rows(rows)
-        out.labeled.extend([(p.model.encode(), labeled_json(event_id, p, o)) for event_id, p, o in rows])
+        out.labeled.extend(records)
 
     @classmethod
     def restore(

@@ -9,11 +9,15 @@
 //! it is spliced from the input's own bytes, which is only right because every number and
 //! string accepted is already in the form orjson would write (checked, not assumed).
 
-use rustc_hash::FxHashMap as HashMap;
+use std::hash::Hasher;
+
+use rustc_hash::{FxHashMap as HashMap, FxHasher};
 use std::fmt::Write as _;
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
+use sha2::{Digest, Sha256};
 
 const NAME_MAX_CHARS: usize = 256;
 const MAX_FEATURES: usize = 512;
@@ -60,25 +64,27 @@ impl<'a> Cursor<'a> {
     /// A string without escapes or control characters: its text, quotes excluded.
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
-        let start = self.at;
-        loop {
-            let byte = *self.bytes.get(self.at)?;
+        let rest = &self.bytes[self.at..];
+        let mut high = 0u8;
+        let mut length = None;
+        for (index, &byte) in rest.iter().enumerate() {
             if byte == b'"' {
+                length = Some(index);
                 break;
             }
             if byte == b'\\' || byte < 0x20 {
                 return None;
             }
-            self.at += 1;
+            high |= byte;
         }
-        let raw = &self.bytes[start..self.at];
-        let text = if raw.is_ascii() {
+        let raw = &rest[..length?];
+        let text = if high < 0x80 {
             // SAFETY: ASCII is UTF-8.
             unsafe { std::str::from_utf8_unchecked(raw) }
         } else {
             std::str::from_utf8(raw).ok()?
         };
-        self.at += 1;
+        self.at += raw.len() + 1;
         Some(text)
     }
 
@@ -127,7 +133,8 @@ impl<'a> Cursor<'a> {
         if matches!(self.peek(), Some(b'e' | b'E')) {
             return None;
         }
-        let token = std::str::from_utf8(&self.bytes[start..self.at]).ok()?; // ASCII: cheap
+        // SAFETY: the grammar above let only ASCII digits, `-` and `.` through.
+        let token = unsafe { std::str::from_utf8_unchecked(&self.bytes[start..self.at]) };
         if is_float {
             canonical_float(token, scratch).map(Number::Float)
         } else {
@@ -184,17 +191,19 @@ fn canonical_int(token: &str) -> Option<i64> {
 /// The float a fixed-notation token stands for, if orjson would write that float as this token.
 ///
 /// A token of at most 15 significant digits reads back from its float unchanged (DBL_DIG), so
-/// it is that float's shortest form when it has no needless zero; longer ones are printed to check.
+/// it is that float's shortest form when it has no needless zero, and its digits over a power
+/// of ten give the float exactly rounded (Clinger's fast path: both exact in a double). Longer
+/// ones are parsed and printed to check.
 fn canonical_float(token: &str, scratch: &mut String) -> Option<f64> {
-    let value: f64 = token.parse().ok()?;
-    if value == 0.0 {
-        return (token == "0.0" || token == "-0.0").then_some(value);
+    let unsigned = token.strip_prefix('-').unwrap_or(token);
+    let negative = unsigned.len() != token.len();
+    let (integer, fraction) = unsigned.split_once('.')?;
+    if integer == "0" && fraction.bytes().all(|digit| digit == b'0') {
+        return (fraction == "0").then_some(if negative { -0.0 } else { 0.0 });
     }
-    if !(FIXED_MIN..FIXED_MAX).contains(&value.abs()) {
+    if fraction.len() > 1 && fraction.ends_with('0') {
         return None;
     }
-    let (integer, fraction) = token.trim_start_matches('-').split_once('.')?;
-    let needless_zero = fraction.len() > 1 && fraction.ends_with('0');
     let significant = if integer == "0" {
         fraction.trim_start_matches('0').len()
     } else if fraction == "0" {
@@ -203,7 +212,18 @@ fn canonical_float(token: &str, scratch: &mut String) -> Option<f64> {
         integer.len() + fraction.len()
     };
     if significant <= 15 {
-        return (!needless_zero).then_some(value);
+        let digits = integer.bytes().chain(fraction.bytes());
+        let mantissa = digits.fold(0u64, |sum, digit| sum * 10 + u64::from(digit - b'0'));
+        if mantissa < 1 << 53 && fraction.len() < POW10.len() {
+            let magnitude = mantissa as f64 / POW10[fraction.len()];
+            return (FIXED_MIN..FIXED_MAX)
+                .contains(&magnitude)
+                .then_some(if negative { -magnitude } else { magnitude });
+        }
+    }
+    let value: f64 = token.parse().ok()?;
+    if !(FIXED_MIN..FIXED_MAX).contains(&value.abs()) {
+        return None;
     }
     scratch.clear();
     write!(scratch, "{value}").ok()?; // the shortest digits that read back as the same float
@@ -212,6 +232,13 @@ fn canonical_float(token: &str, scratch: &mut String) -> Option<f64> {
     }
     (scratch == token).then_some(value)
 }
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
 
 /// Where a model's monitored features go: numeric ones into a row of floats, categorical ones
 /// into a tuple of strings, both in the reference profile's order.
@@ -669,13 +696,16 @@ fn read_features<'a>(
     if cursor.eat(b'}').is_some() {
         return cursor.at_end().then_some(());
     }
-    let mut seen: Vec<&str> = Vec::new();
+    let mut seen: Vec<u64> = Vec::with_capacity(32);
     loop {
         let key = cursor.string()?;
-        if seen.len() >= MAX_FEATURES || seen.contains(&key) {
-            return None; // a repeated key would not be written back as it was read
+        let mut hasher = FxHasher::default();
+        hasher.write(key.as_bytes());
+        let hash = hasher.finish();
+        if seen.len() >= MAX_FEATURES || seen.contains(&hash) {
+            return None; // a repeated key would not be written back as it was read (nor, rarely, a collision)
         }
-        seen.push(key);
+        seen.push(hash);
         cursor.eat(b':')?;
         let slot = layout.and_then(|l| l.slots.get(key).copied());
         match cursor.peek()? {
@@ -724,6 +754,141 @@ fn optional_name<'a>(cursor: &mut Cursor<'a>, bytes: &'a [u8]) -> Option<Option<
     Some(Some(&bytes[start..cursor.at]))
 }
 
+/// The labeled events of joined (waiting prediction, outcome) pairs, as `labeled_id` and
+/// `labeled_json` write them: their ids, and (model key, JSON) records. A record is None where
+/// the Python path must write it: an outcome that is not a float or a plain string, or a float
+/// that orjson might print otherwise (outside fixed notation, or 16-17 digits, where the
+/// shortest digits can tie and Rust and Python break the tie apart).
+#[pyfunction]
+fn labeled_records<'py>(
+    py: Python<'py>,
+    pairs: &Bound<'py, PyList>,
+) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+    let ids = PyList::empty(py);
+    let records = PyList::empty(py);
+    let mut json = Vec::with_capacity(1024);
+    for pair in pairs.iter() {
+        let (prediction, outcome) = pair.extract::<(Bound<'py, PyAny>, Bound<'py, PyAny>)>()?;
+        let prediction_id = prediction.getattr(intern!(py, "event_id"))?;
+        let outcome_id = outcome.getattr(intern!(py, "event_id"))?;
+        let prediction_id = prediction_id.downcast::<PyString>()?.to_str()?;
+        let outcome_id = outcome_id.downcast::<PyString>()?.to_str()?;
+        let mut digest = Sha256::new();
+        digest.update(b"labeled\x1f");
+        digest.update(prediction_id.as_bytes());
+        digest.update(b"\x1f");
+        digest.update(outcome_id.as_bytes());
+        let mut id = String::with_capacity(32);
+        for byte in &digest.finalize()[..16] {
+            id.push(HEX[usize::from(byte >> 4)] as char);
+            id.push(HEX[usize::from(byte & 15)] as char);
+        }
+        json.clear();
+        let written = write_labeled(&mut json, &id, &prediction, &outcome)?;
+        ids.append(PyString::new(py, &id))?;
+        if written.is_some() {
+            let model = prediction.getattr(intern!(py, "model"))?;
+            let key = PyBytes::new(py, model.downcast::<PyString>()?.to_str()?.as_bytes());
+            records.append((key, PyBytes::new(py, &json)))?;
+        } else {
+            records.append(py.None())?;
+        }
+    }
+    Ok((ids, records))
+}
+
+fn write_labeled(
+    json: &mut Vec<u8>,
+    id: &str,
+    prediction: &Bound<'_, PyAny>,
+    outcome: &Bound<'_, PyAny>,
+) -> PyResult<Option<()>> {
+    let py = prediction.py();
+    let outcome_value = outcome.getattr(intern!(py, "outcome"))?;
+    json.extend_from_slice(b"{\"schema_version\":1,\"event_id\":\"");
+    json.extend_from_slice(id.as_bytes());
+    json.extend_from_slice(b"\",\"ts\":");
+    if write_float(json, prediction.getattr(intern!(py, "ts"))?.extract()?).is_none() {
+        return Ok(None);
+    }
+    json.extend_from_slice(b",\"outcome_ts\":");
+    if write_float(json, outcome.getattr(intern!(py, "ts"))?.extract()?).is_none() {
+        return Ok(None);
+    }
+    json.push(b',');
+    let body = prediction.getattr(intern!(py, "labeled_body"))?;
+    json.extend_from_slice(body.downcast::<PyBytes>()?.as_bytes());
+    json.extend_from_slice(b",\"outcome\":");
+    if let Ok(value) = outcome_value.downcast_exact::<PyFloat>() {
+        if write_float(json, value.value()).is_none() {
+            return Ok(None);
+        }
+    } else if let Ok(text) = outcome_value.downcast_exact::<PyString>() {
+        let text = text.to_str()?;
+        if text
+            .bytes()
+            .any(|byte| byte == b'"' || byte == b'\\' || byte < 0x20)
+        {
+            return Ok(None); // orjson would escape it
+        }
+        json.push(b'"');
+        json.extend_from_slice(text.as_bytes());
+        json.push(b'"');
+    } else {
+        return Ok(None);
+    }
+    let tail = prediction.getattr(intern!(py, "labeled_tail"))?;
+    json.extend_from_slice(tail.downcast::<PyBytes>()?.as_bytes());
+    json.push(b'}');
+    Ok(Some(()))
+}
+
+/// A float as orjson writes it, where that is sure: fixed notation and at most 15 digits.
+///
+/// The shortest decimal is found directly: the first number of decimals ``k`` whose rounding
+/// ``m / 10^k`` reads back as the same float (exactly, by Clinger's fast path) with ``m`` under
+/// 10^15. With at most 15 digits no other decimal reads back as that float (DBL_DIG), so these
+/// are the digits orjson (shortest round trip) prints.
+fn write_float(json: &mut Vec<u8>, value: f64) -> Option<()> {
+    if value == 0.0 {
+        json.extend_from_slice(if value.is_sign_negative() {
+            b"-0.0"
+        } else {
+            b"0.0"
+        });
+        return Some(());
+    }
+    let magnitude = value.abs();
+    if !(FIXED_MIN..FIXED_MAX).contains(&magnitude) {
+        return None;
+    }
+    let (mantissa, decimals) = (0..=19).find_map(|decimals: usize| {
+        let scaled = (magnitude * POW10[decimals]).round();
+        (scaled < 1e15 && scaled / POW10[decimals] == magnitude)
+            .then_some((scaled as u64, decimals))
+    })?;
+    if value < 0.0 {
+        json.push(b'-');
+    }
+    let mut digits = [0u8; 20];
+    let mut rest = mantissa;
+    let mut length = 0;
+    while rest > 0 || length <= decimals {
+        digits[length] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        length += 1;
+    }
+    digits[..length].reverse(); // at least one digit before the point, as many after as decimals
+    json.extend_from_slice(&digits[..length - decimals]);
+    json.push(b'.');
+    if decimals == 0 {
+        json.push(b'0');
+    } else {
+        json.extend_from_slice(&digits[length - decimals..length]);
+    }
+    Some(())
+}
+
 /// Test hook: the float a token stands for if orjson would write that float as the token.
 #[pyfunction]
 fn canonical_number(token: &str) -> Option<f64> {
@@ -741,5 +906,6 @@ fn driftline_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<PredictionScanner>()?;
     module.add_class::<ScannedPrediction>()?;
     module.add_function(wrap_pyfunction!(canonical_number, module)?)?;
+    module.add_function(wrap_pyfunction!(labeled_records, module)?)?;
     Ok(())
 }

@@ -1,8 +1,9 @@
-"""The native scanner (``native/``) against the Python path it stands in for.
+"""The native hot path (``native/``) against the Python path it stands in for.
 
-Where it is sure it must read exactly what `decode_records` reads and write exactly what
-`pending_prediction` writes; where it is not, it must say so (None), and the handler's outputs
-must be the same with it and without it.
+Where it is sure, the scanner must read exactly what `decode_records` reads and write exactly
+what `pending_prediction` writes, and `labeled_records` exactly what `labeled_id` and
+`labeled_json` write; where it is not, it must say so (None), and the handler's outputs must be
+the same with it and without it.
 """
 
 from __future__ import annotations
@@ -16,11 +17,20 @@ import orjson
 import pytest
 
 from driftline.config import IngestSettings
-from driftline.consumers.ingest.columnar import NATIVE_SCAN, RecordPanes, columns_from_records
+from driftline.consumers.ingest.columnar import RecordPanes, columns_from_records
 from driftline.consumers.ingest.handler import IngestOutputs, PartitionState
+from driftline.consumers.ingest.native import AVAILABLE
 from driftline.producers.simulator import ModelSpec, Simulator
-from driftline.schemas.codec import RawMessage, decode_records, pending_prediction
+from driftline.schemas.codec import (
+    OutcomeRecord,
+    PendingPrediction,
+    RawMessage,
+    decode_records,
+    labeled_json,
+    pending_prediction,
+)
 from driftline.schemas.events import PredictionEvent
+from driftline.stream.join import labeled_id
 from driftline.stream.reference import build_reference
 
 
@@ -30,17 +40,17 @@ def _cargo() -> bool:
 
 def test_the_scanner_is_built_wherever_cargo_is() -> None:
     """`make install` builds it when Rust is there; a failed build must not pass unnoticed as skips."""
-    assert NATIVE_SCAN or not _cargo()
+    assert AVAILABLE or not _cargo()
 
 
-if NATIVE_SCAN:
-    from driftline_native import canonical_number
+if AVAILABLE:
+    from driftline_native import canonical_number, labeled_records
 
-needs_native = pytest.mark.skipif(not NATIVE_SCAN, reason="driftline-native is not built (no cargo)")
+needs_native = pytest.mark.skipif(not AVAILABLE, reason="driftline-native is not built (no cargo)")
 
 SETTINGS = IngestSettings(pane_s=10.0, allowed_lateness_s=5.0, max_label_delay_s=600.0)
-NATIVE = SETTINGS.model_copy(update={"native_scan": True})
-PYTHON = SETTINGS.model_copy(update={"native_scan": False})
+NATIVE = SETTINGS.model_copy(update={"native": True})
+PYTHON = SETTINGS.model_copy(update={"native": False})
 
 
 def _simulator(**overrides: object) -> Simulator:
@@ -55,7 +65,7 @@ def _profiles(sim: Simulator) -> dict:
 
 
 def _scanner(profiles: dict) -> object:
-    return RecordPanes(profiles, pane_s=10.0, allowed_lateness_s=5.0, source="0", native_scan=True).scanner()
+    return RecordPanes(profiles, pane_s=10.0, allowed_lateness_s=5.0, source="0", native=True).scanner()
 
 
 @needs_native
@@ -179,6 +189,39 @@ def test_every_prediction_scanned_is_what_the_python_path_reads() -> None:
     assert checked >= 0.9 * (len(values) - ranking)  # the Python path is the exception, not the rule
 
 
+@needs_native
+def test_labeled_records_are_what_labeled_json_writes() -> None:
+    rng = np.random.default_rng(8)
+    floats = [float(round(x, int(d))) for x, d in zip(10.0 ** rng.uniform(-6, 17, 3000) * rng.choice([-1, 1], 3000),
+                                                      rng.integers(0, 18, 3000), strict=True)]
+    floats += [0.0, -0.0, 1767225600.002, 0.1 + 0.2, 1e-4, 123.0]
+    texts = ["0", "churn", "ключ", "tab\there", 'quote"d', ""]
+    body = b'"model":"m","model_version":"1","request_id":"r","features":{"x":1.0},"prediction":0.5'
+    pairs = []
+    for index, value in enumerate(floats):
+        prediction = PendingPrediction(f"p{index}", abs(value), "m", "r", 0.5, body, b',"variant":"v"' * (index % 2))
+        outcome = value if index % 4 else texts[index % len(texts)]
+        pairs.append((prediction, OutcomeRecord(f"o{index}", abs(floats[-index]), "r", "m", outcome)))
+    pairs.append((pairs[0][0], OutcomeRecord("o", 1.0, "r", "m", {"group_id": "g", "relevance": {"i": 1.0}})))
+    ids, records = labeled_records(pairs)
+
+    def sure(value: object) -> bool:
+        """What the native writer writes itself: fixed-notation floats of at most 15 digits, plain strings."""
+        if type(value) is str:
+            return not any(c in value for c in '"\\') and all(ord(c) >= 0x20 for c in value)
+        if type(value) is not float:
+            return False
+        digits = orjson.dumps(value).decode().lstrip("-").replace(".", "").strip("0")
+        return value == 0.0 or (1e-4 <= abs(value) < 1e15 and len(digits) <= 15)
+
+    for event_id, record, (prediction, outcome) in zip(ids, records, pairs, strict=True):
+        assert event_id == labeled_id(prediction.event_id, outcome.event_id)
+        assert (record is not None) == (sure(prediction.ts) and sure(outcome.ts) and sure(outcome.outcome))
+        if record is not None:
+            assert record == (b"m", labeled_json(event_id, prediction, outcome))
+    assert sum(record is not None for record in records) > 100
+
+
 def _run(settings: IngestSettings, profiles: dict, batches: list, change_at: int | None = None,
          new_profile: object = None) -> list[tuple]:
     """Every output of every batch, with the changelog and the committable offsets after it."""
@@ -232,4 +275,4 @@ def test_a_profile_that_changes_while_scanned_predictions_are_held() -> None:
 
 def test_the_setting_turns_the_scanner_off() -> None:
     assert PartitionState(0, PYTHON, {}).panes.scanner() is None
-    assert (PartitionState(0, NATIVE, {}).panes.scanner() is not None) == NATIVE_SCAN
+    assert (PartitionState(0, NATIVE, {}).panes.scanner() is not None) == AVAILABLE
