@@ -61,9 +61,10 @@ import orjson
 
 from driftline.config import IngestSettings
 from driftline.consumers.ingest.columnar import HeldPrediction, RecordPanes
-from driftline.consumers.ingest.native import labeled_records
+from driftline.consumers.ingest.native import labeled_records, scan_outcomes
 from driftline.schemas.codec import (
     MessageView,
+    OutcomeRecord,
     PendingPrediction,
     PredictionRecord,
     RawMessage,
@@ -167,9 +168,8 @@ class PartitionState:
         limit = self.settings.max_payload_bytes
         max_future_s = self.settings.max_future_s
         max_ts = math.inf if wall_clock_s is None or max_future_s is None else wall_clock_s + max_future_s
-        decoded = self._read(0, predictions, self._decode_predictions(predictions, limit, max_ts))
-        decoded_outcomes = self._read(1, outcomes, decode_records(outcomes, OutcomeEvent, max_payload_bytes=limit,
-                                                                   max_ts=max_ts))
+        decoded = self._read(0, predictions, self._decode(predictions, PredictionEvent, limit, max_ts))
+        decoded_outcomes = self._read(1, outcomes, self._decode(outcomes, OutcomeEvent, limit, max_ts))
         out.rejects = decoded.rejects + decoded_outcomes.rejects
         self.prediction_progress_ts = self.held_predictions.add(decoded.records, decoded.offsets,
                                                                 self.prediction_progress_ts)
@@ -204,18 +204,22 @@ class PartitionState:
         out.state_changed = self._changed
         return out
 
-    def _decode_predictions(self, messages: Sequence[MessageView], limit: int, max_ts: float) -> RecordBatch:
-        """The native scanner's reading of each prediction it is sure of, `decode_records` for the others."""
-        scanner = self.panes.scanner()
-        if scanner is None or not messages:
-            return decode_records(messages, PredictionEvent, max_payload_bytes=limit, max_ts=max_ts)
-        scanned = scanner.scan([message.value for message in messages], limit, max_ts)
+    def _decode(self, messages: Sequence[MessageView], event_type: type[PredictionEvent] | type[OutcomeEvent],
+                limit: int, max_ts: float) -> RecordBatch:
+        """The native path's reading of each event it is sure of, `decode_records` for the others."""
+        if not messages or not self.panes.native:
+            return decode_records(messages, event_type, max_payload_bytes=limit, max_ts=max_ts)
+        values = [message.value for message in messages]
+        if event_type is PredictionEvent:
+            scanned = self.panes.scanner().scan(values, limit, max_ts)
+        else:
+            scanned = scan_outcomes(values, OutcomeRecord, limit, max_ts)
         if None not in scanned:
             return RecordBatch(scanned, [message.offset for message in messages])
         batch = RecordBatch()
         for message, record in zip(messages, scanned, strict=True):
             if record is None:  # the Python path decides, in place, so arrival order is kept
-                decoded = decode_records([message], PredictionEvent, max_payload_bytes=limit, max_ts=max_ts)
+                decoded = decode_records([message], event_type, max_payload_bytes=limit, max_ts=max_ts)
                 batch.records.extend(decoded.records)
                 batch.offsets.extend(decoded.offsets)
                 batch.rejects.extend(decoded.rejects)

@@ -754,6 +754,120 @@ fn optional_name<'a>(cursor: &mut Cursor<'a>, bytes: &'a [u8]) -> Option<Option<
     Some(Some(&bytes[start..cursor.at]))
 }
 
+/// Outcome events in driftline's own JSON form, as ``record_type`` (`OutcomeRecord`) objects,
+/// or None per value where the Python path must decide (as for predictions).
+#[pyfunction]
+fn scan_outcomes<'py>(
+    py: Python<'py>,
+    values: &Bound<'py, PyList>,
+    record_type: &Bound<'py, PyAny>,
+    max_payload_bytes: usize,
+    max_ts: f64,
+) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    let mut models: HashMap<&str, Bound<'py, PyString>> = HashMap::default();
+    let mut scratch = String::new();
+    let bytes_values: Vec<Option<Bound<'py, PyBytes>>> = values
+        .iter()
+        .map(|item| item.downcast_into::<PyBytes>().ok())
+        .collect();
+    for value in &bytes_values {
+        let parts = match value {
+            Some(value) if value.as_bytes().len() <= max_payload_bytes => {
+                outcome_parts(value.as_bytes(), &mut scratch)
+            }
+            _ => None,
+        };
+        let Some(parts) = parts.filter(|parts| parts.ts <= max_ts) else {
+            out.append(py.None())?;
+            continue;
+        };
+        let model = models
+            .entry(parts.model)
+            .or_insert_with(|| PyString::new(py, parts.model))
+            .clone();
+        let outcome = match parts.outcome {
+            OutcomeValue::Float(value) => PyFloat::new(py, value).into_any(),
+            OutcomeValue::Text(text) => PyString::new(py, text).into_any(),
+        };
+        let record = record_type.call1((
+            PyString::new(py, parts.event_id),
+            parts.ts,
+            PyString::new(py, parts.request_id),
+            model,
+            outcome,
+        ))?;
+        out.append(record)?;
+    }
+    Ok(out)
+}
+
+enum OutcomeValue<'a> {
+    Float(f64),
+    Text(&'a str),
+}
+
+struct OutcomeParts<'a> {
+    event_id: &'a str,
+    ts: f64,
+    request_id: &'a str,
+    model: &'a str,
+    outcome: OutcomeValue<'a>,
+}
+
+/// The fields of a canonical outcome event: known keys once each, in any order, nothing else.
+fn outcome_parts<'a>(bytes: &'a [u8], scratch: &mut String) -> Option<OutcomeParts<'a>> {
+    let mut cursor = Cursor::new(bytes);
+    let (mut event_id, mut ts, mut request_id, mut model, mut outcome) =
+        (None, None, None, None, None);
+    let mut schema_version = false;
+    cursor.eat(b'{')?;
+    loop {
+        let key = cursor.string()?;
+        cursor.eat(b':')?;
+        match key {
+            "schema_version" if !schema_version => match cursor.number(scratch)? {
+                Number::Int(1) => schema_version = true,
+                _ => return None,
+            },
+            "event_id" if event_id.is_none() => event_id = Some(cursor.name()?),
+            "ts" if ts.is_none() => {
+                ts = Some(match cursor.number(scratch)? {
+                    Number::Int(int) => int as f64,
+                    Number::Float(float) => float,
+                })
+            }
+            "request_id" if request_id.is_none() => request_id = Some(cursor.name()?),
+            "model" if model.is_none() => model = Some(cursor.name()?),
+            "outcome" if outcome.is_none() => {
+                outcome = Some(if cursor.peek()? == b'"' {
+                    OutcomeValue::Text(cursor.string()?)
+                } else {
+                    match cursor.number(scratch)? {
+                        Number::Float(value) => OutcomeValue::Float(value),
+                        Number::Int(_) => return None, // converted to a float by the Python path: let it
+                    }
+                })
+            }
+            _ => return None,
+        }
+        if cursor.eat(b',').is_none() {
+            break;
+        }
+    }
+    cursor.eat(b'}')?;
+    if !cursor.at_end() {
+        return None;
+    }
+    Some(OutcomeParts {
+        event_id: event_id?,
+        ts: ts?,
+        request_id: request_id?,
+        model: model?,
+        outcome: outcome?,
+    })
+}
+
 /// The labeled events of joined (waiting prediction, outcome) pairs, as `labeled_id` and
 /// `labeled_json` write them: their ids, and (model key, JSON) records. A record is None where
 /// the Python path must write it: an outcome that is not a float or a plain string, or a float
@@ -907,5 +1021,6 @@ fn driftline_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<ScannedPrediction>()?;
     module.add_function(wrap_pyfunction!(canonical_number, module)?)?;
     module.add_function(wrap_pyfunction!(labeled_records, module)?)?;
+    module.add_function(wrap_pyfunction!(scan_outcomes, module)?)?;
     Ok(())
 }

@@ -12,6 +12,7 @@ import math
 import shutil
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import orjson
 import pytest
@@ -29,7 +30,7 @@ from driftline.schemas.codec import (
     labeled_json,
     pending_prediction,
 )
-from driftline.schemas.events import PredictionEvent
+from driftline.schemas.events import OutcomeEvent, PredictionEvent
 from driftline.stream.join import labeled_id
 from driftline.stream.reference import build_reference
 
@@ -44,7 +45,7 @@ def test_the_scanner_is_built_wherever_cargo_is() -> None:
 
 
 if AVAILABLE:
-    from driftline_native import canonical_number, labeled_records
+    from driftline_native import canonical_number, labeled_records, scan_outcomes
 
 needs_native = pytest.mark.skipif(not AVAILABLE, reason="driftline-native is not built (no cargo)")
 
@@ -187,6 +188,36 @@ def test_every_prediction_scanned_is_what_the_python_path_reads() -> None:
         checked += 1
     ranking = sum(1 for v in values if b'"items"' in v)
     assert checked >= 0.9 * (len(values) - ranking)  # the Python path is the exception, not the rule
+
+
+@needs_native
+def test_every_outcome_scanned_is_what_the_python_path_reads() -> None:
+    sim = _simulator(malformed_fraction=0.05)
+    values = [v for batch in sim.batches(3000, batch_size=1000)
+              for kind, v in zip(batch.kinds, batch.values, strict=True) if kind == "outcomes"]
+    base = {"schema_version": 1, "event_id": "o1", "ts": 1767225600.5, "request_id": "r1", "model": "a",
+            "outcome": 12.5}
+    read = [orjson.dumps({**base, **change}) for change in (
+        {}, {"outcome": "churned"}, {"outcome": ""}, {"outcome": "ключ"}, {"ts": 1767225600})]
+    read.append(orjson.dumps({k: base[k] for k in reversed(list(base))}))
+    left = [orjson.dumps({**base, **change}) for change in (
+        {"outcome": 3}, {"outcome": True}, {"outcome": {"group_id": "g", "relevance": {"i": 1.0}}},
+        {"outcome": None}, {"model": ""}, {"request_id": "x" * 257}, {"schema_version": 2}, {"extra": 1},
+        {"outcome": "a\nb"}, {"ts": 1.5e-7})]
+    left.append(read[0].replace(b'"model":"a"', b'"model":"a","model":"b"'))
+    scanned = scan_outcomes([*values, *read, *left], OutcomeRecord, 1_048_576, math.inf)
+    assert all(s is None for s in scanned[len(values) + len(read):])
+    assert None not in scanned[len(values):len(values) + len(read)]
+    for value, record in zip([*values, *read], scanned, strict=False):
+        if record is None:
+            continue
+        decoded = decode_records([RawMessage(value)], OutcomeEvent)
+        assert not decoded.rejects, value
+        python = decoded.records[0]
+        assert type(record) is OutcomeRecord
+        assert msgspec.structs.astuple(record) == msgspec.structs.astuple(python), value
+    ranking = sum(1 for v in values if b'"relevance"' in v)  # a ranking outcome is the Python path's
+    assert sum(s is not None for s in scanned[:len(values)]) >= 0.9 * (len(values) - ranking)
 
 
 @needs_native
