@@ -25,7 +25,7 @@ import numpy as np
 
 from driftline.consumers.ingest import native
 from driftline.consumers.ingest.native import PredictionScanner, ScannedPrediction
-from driftline.schemas.codec import OutcomeRecord, PredictionRecord, RawMessage, decode_records
+from driftline.schemas.codec import OutcomeRecord, PendingPrediction, PredictionRecord, RawMessage, decode_records
 from driftline.schemas.events import PredictionEvent, RankingOutcome, RankingPrediction
 from driftline.schemas.profiles import CategoricalFeatureProfile, NumericFeatureProfile, ReferenceProfile
 from driftline.stream.columns import Columns, LabeledColumns, to_float, to_str
@@ -250,7 +250,7 @@ class RecordPanes(PaneAggregator):
                 profile = self.profile(model)
                 numeric = _numeric_names(profile)
                 layouts[model] = (numeric, [name for name in profile.features if name not in numeric])
-            self._scanner = PredictionScanner(layouts, self._layout_generation)
+            self._scanner = PredictionScanner(layouts, self._layout_generation, PendingPrediction)
         return self._scanner
 
     def add_records(self, records: Sequence[HeldPrediction]) -> None:

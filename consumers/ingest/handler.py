@@ -480,10 +480,7 @@ class _Changes:
 
 def _waiting(record: HeldPrediction) -> PendingPrediction:
     """What a prediction waits for its outcome as: a scanned one has its labeled JSON already."""
-    if isinstance(record, PredictionRecord):
-        return pending_prediction(record)
-    return PendingPrediction(record.event_id, record.ts, record.model, record.request_id, record.prediction,
-                             record.labeled_body, record.labeled_tail)
+    return pending_prediction(record) if isinstance(record, PredictionRecord) else record.pending
 
 
 def _increase(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:

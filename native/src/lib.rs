@@ -263,8 +263,7 @@ struct ScannedPrediction {
     model: Py<PyString>,
     request_id: Py<PyString>,
     prediction: PyObject,
-    labeled_body: Py<PyBytes>,
-    labeled_tail: Py<PyBytes>,
+    pending: PyObject,
     numeric: Py<PyBytes>,
     categorical: Py<PyTuple>,
     value: Py<PyBytes>,
@@ -291,15 +290,11 @@ impl ScannedPrediction {
     fn prediction(&self, py: Python<'_>) -> PyObject {
         self.prediction.clone_ref(py)
     }
-    /// The labeled event's JSON from ``"model"`` to the prediction, as `pending_prediction` writes it.
+    /// What waits for the outcome once sketched: the `PendingPrediction` that
+    /// `pending_prediction` makes, its labeled JSON spliced from this event's bytes.
     #[getter]
-    fn labeled_body(&self, py: Python<'_>) -> Py<PyBytes> {
-        self.labeled_body.clone_ref(py)
-    }
-    /// ``,"variant":..,"entity_id":..`` for those set, or empty.
-    #[getter]
-    fn labeled_tail(&self, py: Python<'_>) -> Py<PyBytes> {
-        self.labeled_tail.clone_ref(py)
+    fn pending(&self, py: Python<'_>) -> PyObject {
+        self.pending.clone_ref(py)
     }
     /// The profile's numeric features as native float64s, in its order (NaN: null or missing).
     #[getter]
@@ -342,17 +337,20 @@ struct PredictionScanner {
     strings: HashMap<String, Py<PyString>>,
     scratch: String,
     empty: Py<PyBytes>,
+    pending_type: PyObject,
 }
 
 #[pymethods]
 impl PredictionScanner {
     /// ``layouts``: model -> (numeric feature names, categorical feature names), each in the
-    /// profile's order; ``generation`` is stamped on every `ScannedPrediction`.
+    /// profile's order; ``generation`` is stamped on every `ScannedPrediction`; ``pending_type``
+    /// is `PendingPrediction`.
     #[new]
     fn new(
         py: Python<'_>,
         layouts: std::collections::HashMap<String, (Vec<String>, Vec<String>)>,
         generation: u64,
+        pending_type: PyObject,
     ) -> Self {
         let layouts = layouts
             .into_iter()
@@ -380,6 +378,7 @@ impl PredictionScanner {
             strings: HashMap::default(),
             scratch: String::new(),
             empty: PyBytes::new(py, b"").unbind(),
+            pending_type,
         }
     }
 
@@ -500,18 +499,30 @@ impl PredictionScanner {
                 None => py.None(),
             })
             .collect();
-        let scanned = ScannedPrediction {
-            event_id: PyString::new(py, event_id).unbind(),
+        let event_id = PyString::new(py, event_id);
+        let model = self.string(py, model).into_bound(py);
+        let request_id = PyString::new(py, request_id);
+        let tail = if tail.is_empty() {
+            self.empty.bind(py).clone()
+        } else {
+            PyBytes::new(py, &tail)
+        };
+        let pending = self.pending_type.bind(py).call1((
+            &event_id,
             ts,
-            model: self.string(py, model),
-            request_id: PyString::new(py, request_id).unbind(),
+            &model,
+            &request_id,
+            &prediction_object,
+            PyBytes::new(py, &body),
+            tail,
+        ))?;
+        let scanned = ScannedPrediction {
+            event_id: event_id.unbind(),
+            ts,
+            model: model.unbind(),
+            request_id: request_id.unbind(),
             prediction: prediction_object,
-            labeled_body: PyBytes::new(py, &body).unbind(),
-            labeled_tail: if tail.is_empty() {
-                self.empty.clone_ref(py)
-            } else {
-                PyBytes::new(py, &tail).unbind()
-            },
+            pending: pending.unbind(),
             numeric: PyBytes::new(py, &numeric_bytes).unbind(),
             categorical: PyTuple::new(py, categorical_objects)?.unbind(),
             value: value.clone().unbind(),

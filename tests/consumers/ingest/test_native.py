@@ -176,7 +176,7 @@ def test_every_prediction_scanned_is_what_the_python_path_reads() -> None:
         waiting = pending_prediction(python)
         assert (record.event_id, record.ts, record.model, record.request_id, record.prediction) == (
             python.event_id, python.ts, python.model, python.request_id, python.prediction)
-        assert (record.labeled_body, record.labeled_tail) == (waiting.labeled_body, waiting.labeled_tail), value
+        assert record.pending == waiting, value
         assert record.value == value
         profile = profiles.get(python.model)
         if profile is not None:
