@@ -8,8 +8,8 @@ the service says what is done through `Checkpoint`.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -29,8 +29,10 @@ if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
 
 __all__ = [
+    "ConsumedBatch",
     "ConsumedMessage",
     "DeliveryFailed",
+    "InputKey",
     "KafkaBrokerError",
     "consumer_config",
     "ensure_changelog",
@@ -44,6 +46,7 @@ __all__ = [
     "raise_for_msg_error",
     "read_range",
     "read_to_end",
+    "split_consumed",
     "to_raw",
     "topic_partitions",
     "watermark_offsets",
@@ -148,6 +151,62 @@ class ConsumedMessage:
 
     def raw(self) -> RawMessage:
         return to_raw(self.message)
+
+
+class ConsumedBatch(Sequence[ConsumedMessage]):
+    """One input partition's messages of a poll, their values and offsets read while splitting it.
+
+    The decoders read ``values`` and ``offsets`` whole; an item is a `ConsumedMessage`, made only
+    when asked for (a reject, or the last offset).
+    """
+
+    __slots__ = ("messages", "offsets", "values")
+
+    def __init__(self, values: Sequence[bytes | None], offsets: Sequence[int], messages: Sequence[Message]) -> None:
+        self.values = values
+        self.offsets = offsets
+        self.messages = messages
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    @overload
+    def __getitem__(self, index: int) -> ConsumedMessage: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ConsumedMessage]: ...
+
+    def __getitem__(self, index: int | slice) -> ConsumedMessage | list[ConsumedMessage]:
+        if isinstance(index, slice):
+            return [ConsumedMessage(message) for message in self.messages[index]]
+        return ConsumedMessage(self.messages[index])
+
+
+InputKey = tuple[bool, int]
+"""An input partition: (is it the predictions topic, partition)."""
+
+
+def split_consumed(messages: Sequence[Message], predictions_topic: str) -> tuple[
+        dict[InputKey, tuple[list[bytes | None], list[int], list[Message]]], dict[InputKey, bool], list[Message]]:
+    """One poll split by input partition in one pass: per input its (values, offsets, messages);
+    per input whether its last message was an error (a partition-EOF notice, or one to raise);
+    and the messages with an error. ``driftline_native.split_consumed`` does the same in Rust.
+    """
+    inputs: dict[InputKey, tuple[list[bytes | None], list[int], list[Message]]] = {}
+    ends: dict[InputKey, bool] = {}
+    errors: list[Message] = []
+    for message in messages:
+        key = (message.topic() == predictions_topic, message.partition())
+        if message.error() is not None:
+            ends[key] = True
+            errors.append(message)
+            continue
+        ends[key] = False
+        values, offsets, kept = inputs.get(key) or inputs.setdefault(key, ([], [], []))
+        values.append(message.value())
+        offsets.append(message.offset())
+        kept.append(message)
+    return inputs, ends, errors
 
 
 def to_raw(message: Message) -> RawMessage:

@@ -29,12 +29,13 @@ from confluent_kafka import KafkaException, Message, TopicPartition
 
 from driftline.config import DriftlineConfig
 from driftline.consumers.common.http import MetricsServer
-from driftline.consumers.common.kafka import ConsumedMessage, raise_for_msg_error
+from driftline.consumers.common.kafka import ConsumedBatch, InputKey, raise_for_msg_error, split_consumed
 from driftline.consumers.common.metrics import Metrics
 from driftline.consumers.common.service import TransactionalService
 from driftline.consumers.common.signals import StopFlag
 from driftline.consumers.ingest.handler import IngestOutputs, PartitionState
-from driftline.schemas.codec import encode
+from driftline.consumers.ingest.native import split_consumed as native_split
+from driftline.schemas.codec import MessageView, encode
 
 __all__ = ["CONSUMER_REQUIRED", "IdleInputs", "IngestApp", "IngestSummary", "consumer_tuning"]
 
@@ -48,6 +49,7 @@ _CONSUMER_TUNING = {"fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 
 # again. With 1, two ingest processes in bench/e2e_bench.py ran at 102-117 k events/s (15.9-13.5 µs
 # of machine CPU per event); with 4 at 114-128 k (14.2-13.6 µs), ingest's peak memory unchanged.
 _HELD_BATCHES_BEFORE_PAUSE = 4
+_NOTHING: tuple[tuple[()], tuple[()], tuple[()]] = ((), (), ())  # an input without a message in a poll
 # Required: the end-of-partition events tell ingest when an input is idle.
 CONSUMER_REQUIRED = {"enable.partition.eof": True}
 
@@ -76,7 +78,6 @@ class IngestSummary:
     commits: int = 0
 
 
-InputKey = tuple[bool, int]
 """An input partition: (is predictions, partition)."""
 
 
@@ -173,18 +174,13 @@ class IngestApp(TransactionalService[PartitionState, IngestSummary]):
         return PartitionState.restore(partition, self.settings, self._references.profiles, records)
 
     def _handle(self, messages: Sequence[Message]) -> None:
-        predictions_topic = self.topics["predictions"]
-        by_partition: dict[int, tuple[list[ConsumedMessage], list[ConsumedMessage]]] = defaultdict(lambda: ([], []))
-        at_end: dict[InputKey, bool] = {}  # per input partition: whether its last message was the end
-        for message in messages:
-            topic, partition = message.topic(), message.partition()
-            is_predictions = topic == predictions_topic
-            if message.error() is not None and not raise_for_msg_error(message):
-                at_end[(is_predictions, partition)] = True
-                by_partition[partition]
-                continue
-            at_end[(is_predictions, partition)] = False
-            by_partition[partition][0 if is_predictions else 1].append(ConsumedMessage(message))
+        split = native_split if native_split is not None and self.settings.native else split_consumed
+        inputs, at_end, errors = split(messages, self.topics["predictions"])
+        for message in errors:
+            raise_for_msg_error(message)  # a partition-EOF notice (that input is at its end) returns; others raise
+        by_partition = {partition: (ConsumedBatch(*inputs.get((True, partition), _NOTHING)),
+                                    ConsumedBatch(*inputs.get((False, partition), _NOTHING)))
+                        for partition in dict.fromkeys(partition for _, partition in at_end)}
         for key, ended in at_end.items():
             if ended:
                 self._inputs.reached_end(key)
@@ -200,8 +196,8 @@ class IngestApp(TransactionalService[PartitionState, IngestSummary]):
         self.summary.consumed += consumed
         self._refresh_gauges()
 
-    def _handle_partition(self, partition: int, predictions: list[ConsumedMessage],
-                          outcomes: list[ConsumedMessage]) -> None:
+    def _handle_partition(self, partition: int, predictions: Sequence[MessageView],
+                          outcomes: Sequence[MessageView]) -> None:
         state = self.states[partition]
         idle = {key: self._inputs.idle(key) for key in ((True, partition), (False, partition))}
         out = state.handle(predictions, outcomes, predictions_idle=idle[True, partition],

@@ -209,13 +209,16 @@ class PartitionState:
         """The native path's reading of each event it is sure of, `decode_records` for the others."""
         if not messages or not self.panes.native:
             return decode_records(messages, event_type, max_payload_bytes=limit, max_ts=max_ts)
-        values = [message.value for message in messages]
+        values = getattr(messages, "values", None)  # a ConsumedBatch read them while splitting the poll
+        if values is None:
+            values = [message.value for message in messages]
         if event_type is PredictionEvent:
             scanned = self.panes.scanner().scan(values, limit, max_ts)
         else:
             scanned = scan_outcomes(values, OutcomeRecord, limit, max_ts)
         if None not in scanned:
-            return RecordBatch(scanned, [message.offset for message in messages])
+            offsets = getattr(messages, "offsets", None)
+            return RecordBatch(scanned, list(offsets) if offsets is not None else [m.offset for m in messages])
         batch = RecordBatch()
         for message, record in zip(messages, scanned, strict=True):
             if record is None:  # the Python path decides, in place, so arrival order is kept

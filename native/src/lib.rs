@@ -765,6 +765,50 @@ fn optional_name<'a>(cursor: &mut Cursor<'a>, bytes: &'a [u8]) -> Option<Option<
     Some(Some(&bytes[start..cursor.at]))
 }
 
+/// One poll's messages split by input partition in one pass, as ingest takes them: per
+/// (is it the predictions topic, partition), the values, offsets and messages, in order; per
+/// input, whether its last message was an error (a partition-EOF notice, or an error the caller
+/// raises); and the messages with an error, in order.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn split_consumed<'py>(
+    py: Python<'py>,
+    messages: &Bound<'py, PyList>,
+    predictions_topic: &str,
+) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>, Bound<'py, PyList>)> {
+    let inputs = PyDict::new(py);
+    let ends = PyDict::new(py);
+    let errors = PyList::empty(py);
+    let mut lists: HashMap<(bool, i64), [Bound<'py, PyList>; 3]> = HashMap::default();
+    for message in messages.iter() {
+        let topic = message.call_method0(intern!(py, "topic"))?;
+        let is_predictions = topic
+            .downcast::<PyString>()
+            .map_or(Ok(false), |t| t.to_str().map(|t| t == predictions_topic))?;
+        let partition: i64 = message
+            .call_method0(intern!(py, "partition"))?
+            .extract()
+            .unwrap_or(-1);
+        let key = (is_predictions, partition);
+        if !message.call_method0(intern!(py, "error"))?.is_none() {
+            ends.set_item(key, true)?;
+            errors.append(&message)?;
+            continue;
+        }
+        ends.set_item(key, false)?;
+        let [values, offsets, kept] = lists
+            .entry(key)
+            .or_insert_with(|| [PyList::empty(py), PyList::empty(py), PyList::empty(py)]);
+        values.append(message.call_method0(intern!(py, "value"))?)?;
+        offsets.append(message.call_method0(intern!(py, "offset"))?)?;
+        kept.append(&message)?;
+    }
+    for (key, [values, offsets, kept]) in lists {
+        inputs.set_item(key, (values, offsets, kept))?;
+    }
+    Ok((inputs, ends, errors))
+}
+
 /// Outcome events in driftline's own JSON form, as ``record_type`` (`OutcomeRecord`) objects,
 /// or None per value where the Python path must decide (as for predictions).
 #[pyfunction]
@@ -1033,5 +1077,6 @@ fn driftline_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(canonical_number, module)?)?;
     module.add_function(wrap_pyfunction!(labeled_records, module)?)?;
     module.add_function(wrap_pyfunction!(scan_outcomes, module)?)?;
+    module.add_function(wrap_pyfunction!(split_consumed, module)?)?;
     Ok(())
 }

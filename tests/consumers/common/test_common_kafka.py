@@ -13,6 +13,7 @@ from driftline.config import DRIFTLINE_CLIENT_SETTINGS, KafkaSettings
 from driftline.consumers.common.kafka import (
     _CONSUMER_REQUIRED,
     _PRODUCER_REQUIRED,
+    ConsumedBatch,
     ConsumedMessage,
     KafkaBrokerError,
     consumer_config,
@@ -20,9 +21,11 @@ from driftline.consumers.common.kafka import (
     partition_count,
     producer_config,
     read_to_end,
+    split_consumed,
     to_raw,
     watermark_offsets,
 )
+from driftline.consumers.ingest import native
 from driftline.schemas.codec import RawMessage, RejectReason, decode_records
 from driftline.schemas.events import PredictionEvent
 
@@ -114,6 +117,26 @@ def test_watermark_offsets_raise_other_errors_at_once_and_leadership_errors_at_t
     with pytest.raises(KafkaException, match="NOT_LEADER_FOR_PARTITION"):
         watermark_offsets(moving, TopicPartition("t", 0), timeout_s=0.35)
     assert 2 <= moving.asked <= 5
+
+
+def test_a_poll_is_split_by_input_alike_in_python_and_in_rust() -> None:
+    eof = KafkaError(KafkaError._PARTITION_EOF)
+    messages = [Message(topic="p", partition=0, offset=0, value=b"a"),
+                Message(topic="o", partition=0, offset=5, value=b"b"),
+                Message(topic="p", partition=1, offset=3, value=None),
+                Message(topic="p", partition=0, offset=1, value=b"c"),
+                Message(topic="o", partition=0, offset=6, error=eof),
+                Message(topic="p", partition=2, offset=9, error=eof)]
+    inputs, ends, errors = split_consumed(messages, "p")
+    assert inputs == {(True, 0): ([b"a", b"c"], [0, 1], [messages[0], messages[3]]),
+                      (False, 0): ([b"b"], [5], [messages[1]]), (True, 1): ([None], [3], [messages[2]])}
+    assert ends == {(True, 0): False, (False, 0): True, (True, 1): False, (True, 2): True}
+    assert errors == messages[4:]
+    if native.AVAILABLE:
+        assert native.split_consumed(messages, "p") == (inputs, ends, errors)
+    batch = ConsumedBatch(*inputs[True, 0])
+    assert len(batch) == 2 and (batch[-1].value, batch[-1].offset) == (b"c", 1)
+    assert [view.raw() for view in batch[:1]] == [to_raw(messages[0])]
 
 
 def test_a_consumed_message_rejected_by_the_decoder_keeps_where_it_came_from() -> None:
