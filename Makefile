@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml native/Cargo.toml native/pyproject.toml native/src/lib.
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@if PATH="$(CARGO_PATH)" command -v cargo >/dev/null 2>&1; then \
-	  echo "building the native ingest scanner (native/, Rust)"; \
+	  echo "building ingest's native hot path (native/, Rust)"; \
 	  PATH="$(CARGO_PATH)" $(BIN)/pip install --quiet ./native; \
 	else echo "warning: no cargo (Rust): ingest reads every prediction on the Python path"; fi
 	touch $(STAMP)

@@ -9,11 +9,12 @@ and events per CPU-second of the handler alone: no consume, no produce, no broke
 10-40 s; no broker needed.
 
 Use it to compare two versions of the hot path: run it on each, alternating, several times
-(``--repeats``); a single run moves by ±5 % on a shared VM.
+(``--repeats``); a single run moves by ±5 % on a shared VM. ``--paths both`` alternates the
+native hot path (``ingest.native``, when built) with the Python path in one process.
 
 Usage::
 
-    python bench/ingest_handler_bench.py --predictions 200000 --repeats 3
+    python bench/ingest_handler_bench.py --predictions 200000 --repeats 3 [--paths both]
 """
 
 from __future__ import annotations
@@ -48,10 +49,10 @@ def stream(n_predictions: int, events_per_s: float) -> tuple[list[RawMessage], l
 
 
 def run(predictions: list[RawMessage], outcomes: list[RawMessage], profiles: dict[str, ReferenceProfile],
-        batch: int, commit_every: int) -> tuple[float, int, int]:
+        batch: int, commit_every: int, native: bool = True) -> tuple[float, int, int]:
     """CPU seconds, events and labeled records of one pass over the stream with a fresh state."""
     settings = load_config(None, ingest={"pane_s": 10.0, "allowed_lateness_s": 10.0, "max_label_delay_s": 3600.0,
-                                         "batch_size": 2 * batch}).ingest
+                                         "batch_size": 2 * batch, "native": native}).ingest
     state = PartitionState(0, settings, profiles)
     events = labeled = since_commit = 0
     started = time.process_time()
@@ -75,13 +76,19 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5000, help="predictions (and outcomes) per handle call")
     parser.add_argument("--commit-every", type=int, default=65_000, help="events between changelog takes")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--paths", default="native", help="native, python, or both (alternated each repeat)")
     args = parser.parse_args()
     predictions, outcomes, profiles = stream(args.predictions, args.events_per_s)
-    print(f"{'run':>3}  {'events':>9}  {'labeled':>9}  {'CPU µs per event':>16}  {'events per CPU-second':>21}")
+    paths = ["native", "python"] if args.paths == "both" else [args.paths]
+    print(f"{'run':>3}  {'path':>6}  {'events':>9}  {'labeled':>9}  {'CPU µs per event':>16}  "
+          f"{'events per CPU-second':>21}")
     for index in range(args.repeats):
-        with gc_for_streaming():  # the cyclic GC as the services run it
-            cpu_s, events, labeled = run(predictions, outcomes, profiles, args.batch, args.commit_every)
-        print(f"{index + 1:>3}  {events:>9,}  {labeled:>9,}  {cpu_s / events * 1e6:>16.2f}  {events / cpu_s:>21,.0f}")
+        for path in paths:
+            with gc_for_streaming():  # the cyclic GC as the services run it
+                cpu_s, events, labeled = run(predictions, outcomes, profiles, args.batch, args.commit_every,
+                                             native=path == "native")
+            print(f"{index + 1:>3}  {path:>6}  {events:>9,}  {labeled:>9,}  {cpu_s / events * 1e6:>16.2f}  "
+                  f"{events / cpu_s:>21,.0f}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,17 @@
-//! Ingest's hot path for predictions, in Rust: a prediction event whose JSON is in the form
-//! driftline's own encoder writes (compact, numbers as orjson prints them, strings without
-//! escapes) is read straight into what ingest keeps of it, without a Python object per feature.
+//! Ingest's hot path in Rust (`driftline.consumers.ingest.native` imports it): an event whose
+//! JSON is in the form driftline's own encoder writes (compact, numbers as orjson prints them,
+//! strings without escapes) is read straight into what ingest keeps of it, without a Python
+//! object per feature.
 //!
-//! `PredictionScanner.scan` returns, per message, a `ScannedPrediction` or None. None means
-//! "not sure": the message takes the Python path (msgspec, then pydantic), which decides and
-//! explains every reject. So the scanner accepts a subset of what that path accepts, with
-//! the same values, and its `labeled_body` is byte for byte what `pending_prediction` writes:
-//! it is spliced from the input's own bytes, which is only right because every number and
-//! string accepted is already in the form orjson would write (checked, not assumed).
+//! `PredictionScanner.scan` returns, per message, a `ScannedPrediction` or None, and
+//! `scan_outcomes` an `OutcomeRecord` or None. None means "not sure": the message takes the
+//! Python path (msgspec, then pydantic), which decides and explains every reject. So the
+//! scanners accept a subset of what that path accepts, with the same values, and the waiting
+//! prediction's labeled JSON is byte for byte what `pending_prediction` writes: it is spliced
+//! from the input's own bytes, which is only right because every number and string accepted
+//! is already in the form orjson would write (checked, not assumed). `labeled_records` writes
+//! the labeled events of joined pairs the same way (None where orjson must), and
+//! `split_consumed` splits a poll by input partition in one pass.
 
 use std::hash::Hasher;
 
