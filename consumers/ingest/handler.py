@@ -9,9 +9,13 @@ The hot path holds no pydantic objects: events stay the validated records `decod
 returns (`PredictionRecord`, `OutcomeRecord`; pydantic decides only the events its msgspec
 shape check is unsure about), they are held and released with numpy (``argsort`` on the held
 times), sketched from columns, joined with dicts on ``request_id`` and written out with
-`labeled_json`. Once sketched, a prediction waits for its outcome as a `PendingPrediction`: its
-labeled event's JSON but for the outcome's part, not its features as Python objects (about
-1.1 against 1.6 kB a waiting prediction in ``bench/ingest_handler_bench.py``'s stream, and
+`labeled_json`. With the native hot path (``ingest.native``, `consumers.ingest.native`) the
+events in driftline's own JSON form are read in Rust instead (a prediction as a
+`ScannedPrediction`: its feature columns and its waiting prediction made while scanning) and the
+labeled records written there; every other event takes the path above, in place. Once
+sketched, a prediction waits for its outcome as a `PendingPrediction`: its labeled event's
+JSON but for the outcome's part, not its features as Python objects (about 1.1 against 1.6 kB
+a waiting prediction in ``bench/ingest_handler_bench.py``'s stream, and
 no cold dict to walk when its outcome comes, which may be hours later).
 
 Event-time alignment
