@@ -157,7 +157,8 @@ def _as_record(record: HeldPrediction) -> PredictionRecord:
     """A held prediction as a `PredictionRecord`: a scanned one read again by the Python path (which accepts it)."""
     if isinstance(record, PredictionRecord):
         return record
-    return decode_records([RawMessage(record.value)], PredictionEvent).records[0]
+    value = record.value  # accepted when scanned, under ingest's own payload limit, whatever that is
+    return decode_records([RawMessage(value)], PredictionEvent, max_payload_bytes=len(value)).records[0]
 
 
 def _as_text(value: object) -> str:

@@ -304,6 +304,22 @@ def test_a_profile_that_changes_while_scanned_predictions_are_held() -> None:
     assert native == _run(PYTHON, profiles, batches, change_at=3, new_profile=new_profile)
 
 
+@needs_native
+def test_a_large_scanned_prediction_is_read_again_after_a_profile_change() -> None:
+    """Past the Python path's default payload limit (ingest's may be higher): read again all the same."""
+    sim = _simulator()
+    profiles = _profiles(sim)
+    panes = RecordPanes(profiles, pane_s=10.0, allowed_lateness_s=5.0, source="0", native=True)
+    value = orjson.dumps({"event_id": "e", "ts": 1767225600.5, "model": "a", "model_version": "1", "request_id": "r",
+                          "features": {"plan": "basic", "blob": "x" * 1_100_000}, "prediction": {"label": "1"}})
+    [scanned] = panes.scanner().scan([value], 2_000_000, math.inf)
+    assert scanned is not None
+    panes.set_profile(build_reference(sim.reference_frame("a", 500), model="a", model_version="2",
+                                      task="classification"))
+    panes.add_records([scanned])
+    assert panes.counters.applied == {"a": 1}
+
+
 def test_the_setting_turns_the_scanner_off() -> None:
     assert PartitionState(0, PYTHON, {}).panes.scanner() is None
     assert (PartitionState(0, NATIVE, {}).panes.scanner() is not None) == AVAILABLE
