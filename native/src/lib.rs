@@ -259,62 +259,24 @@ enum Slot {
 }
 
 /// What ingest keeps of a prediction read by the scanner, until it is sketched and joined.
-#[pyclass(frozen, module = "driftline_native")]
+#[pyclass(frozen, get_all, module = "driftline_native")]
 struct ScannedPrediction {
     event_id: Py<PyString>,
-    #[pyo3(get)]
     ts: f64,
     model: Py<PyString>,
     request_id: Py<PyString>,
-    prediction: PyObject,
-    pending: PyObject,
-    numeric: Py<PyBytes>,
-    categorical: Py<PyTuple>,
-    value: Py<PyBytes>,
-    #[pyo3(get)]
-    generation: u64,
-}
-
-#[pymethods]
-impl ScannedPrediction {
-    #[getter]
-    fn event_id(&self, py: Python<'_>) -> Py<PyString> {
-        self.event_id.clone_ref(py)
-    }
-    #[getter]
-    fn model(&self, py: Python<'_>) -> Py<PyString> {
-        self.model.clone_ref(py)
-    }
-    #[getter]
-    fn request_id(&self, py: Python<'_>) -> Py<PyString> {
-        self.request_id.clone_ref(py)
-    }
     /// The decoded prediction: a float, or the `ClassPrediction` as its JSON object.
-    #[getter]
-    fn prediction(&self, py: Python<'_>) -> PyObject {
-        self.prediction.clone_ref(py)
-    }
+    prediction: PyObject,
     /// What waits for the outcome once sketched: the `PendingPrediction` that
     /// `pending_prediction` makes, its labeled JSON spliced from this event's bytes.
-    #[getter]
-    fn pending(&self, py: Python<'_>) -> PyObject {
-        self.pending.clone_ref(py)
-    }
+    pending: PyObject,
     /// The profile's numeric features as native float64s, in its order (NaN: null or missing).
-    #[getter]
-    fn numeric(&self, py: Python<'_>) -> Py<PyBytes> {
-        self.numeric.clone_ref(py)
-    }
+    numeric: Py<PyBytes>,
     /// The profile's categorical features, in its order (None: null or missing).
-    #[getter]
-    fn categorical(&self, py: Python<'_>) -> Py<PyTuple> {
-        self.categorical.clone_ref(py)
-    }
+    categorical: Py<PyTuple>,
     /// The message as it was read, for the Python path when the layout is out of date.
-    #[getter]
-    fn value(&self, py: Python<'_>) -> Py<PyBytes> {
-        self.value.clone_ref(py)
-    }
+    value: Py<PyBytes>,
+    generation: u64,
 }
 
 /// The raw parts of one canonical prediction event, before any Python object is made.
@@ -384,11 +346,6 @@ impl PredictionScanner {
             empty: PyBytes::new(py, b"").unbind(),
             pending_type,
         }
-    }
-
-    #[getter]
-    fn generation(&self) -> u64 {
-        self.generation
     }
 
     /// One `ScannedPrediction` or None per value (None also for a null value, one longer than
