@@ -78,9 +78,6 @@ class IngestSummary:
     commits: int = 0
 
 
-"""An input partition: (is predictions, partition)."""
-
-
 @dataclass
 class IdleInputs:
     """Which input partitions count as idle: at their end for ``idle_after_s`` of wall time.
