@@ -82,14 +82,17 @@ class ProfileBins:
 
 @dataclass(slots=True)
 class _OpenPane:
-    model_version: str
+    bins: ProfileBins  # of the reference the pane began with, which it keeps
     numeric: NumericBlock | None  # the numeric features, feature-major
     features: dict[str, Sketch]  # the categorical features
     prediction: Sketch
     score: Sketch | None = None
     n_events: int = 0
     labeled: LabeledSketch | None = None
-    bins: ProfileBins = field(kw_only=True)  # of the reference the pane began with, which it keeps
+
+    @property
+    def model_version(self) -> str:
+        return self.bins.profile.model_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,8 +351,7 @@ class PaneAggregator:
             features = {name: sketch_for(b, self.sample_capacity) for name, b in bins.features.items()
                         if name not in bins.numeric}
             score = sketch_for(bins.score, self.sample_capacity) if bins.score is not None else None
-            pane = _OpenPane(bins.profile.model_version, numeric, features,
-                             sketch_for(bins.prediction, self.sample_capacity), score, bins=bins)
+            pane = _OpenPane(bins, numeric, features, sketch_for(bins.prediction, self.sample_capacity), score)
             self._open[key] = pane
         return pane
 
@@ -466,8 +468,8 @@ class PaneAggregator:
             if partial.prediction_score is not None and bins.score is not None:
                 score = sketch_from_data(partial.prediction_score, bins.score)
             self._open[(item["model"], item["reference_id"], int(item["index"]))] = _OpenPane(
-                item["model_version"], numeric, features, sketch_from_data(partial.prediction, bins.prediction), score,
-                partial.n_events, labeled, bins=bins,
+                bins, numeric, features, sketch_from_data(partial.prediction, bins.prediction), score,
+                partial.n_events, labeled,
             )
 
 
