@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Rust (for the native ingest scanner, native/): rustup puts cargo in ~/.cargo/bin, often not on PATH.
+# Rust (for ingest's native hot path, native/): rustup puts cargo in ~/.cargo/bin, often not on PATH.
 CARGO_PATH := $(HOME)/.cargo/bin:$(PATH)
 PYTEST_ARGS ?=
 
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml native/Cargo.toml native/pyproject.toml native/src/lib.
 	@if PATH="$(CARGO_PATH)" command -v cargo >/dev/null 2>&1; then \
 	  echo "building ingest's native hot path (native/, Rust)"; \
 	  PATH="$(CARGO_PATH)" $(BIN)/pip install --quiet ./native; \
-	else echo "warning: no cargo (Rust): ingest reads every prediction on the Python path"; fi
+	else echo "warning: no cargo (Rust): ingest runs every event on the Python path"; fi
 	touch $(STAMP)
 
 install: $(STAMP)
