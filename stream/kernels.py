@@ -14,8 +14,8 @@ import numba
 import numpy as np
 
 __all__ = [
-    "bin_counts", "bin_counts_by_comparison", "binned_distances", "ks_wasserstein", "moments",
-    "resampled_statistics",
+    "bin_counts", "bin_counts_by_comparison", "binned_distances", "ks_wasserstein", "merge_samples", "moments",
+    "moments_without_nan", "resampled_statistics", "update_samples",
 ]
 
 _OPTIONS = {"cache": True, "nogil": True, "boundscheck": False}
@@ -78,6 +78,39 @@ def bin_counts_by_comparison(matrix: np.ndarray, edges: np.ndarray, n_edges: np.
             counts[ids[i]] += 1
 
 
+@numba.njit(**_OPTIONS)
+def _row_moments(row: np.ndarray) -> tuple[float, float, float, float]:  # pragma: no cover - compiled
+    """`moments` of one row: its sum, squared deviations from its mean, minimum and maximum."""
+    n_values = row.shape[0]
+    whole = n_values - n_values % 4
+    s0 = s1 = s2 = s3 = 0.0
+    lo, hi = np.inf, -np.inf
+    for i in range(0, whole, 4):
+        a, b, c, d = row[i], row[i + 1], row[i + 2], row[i + 3]
+        s0 += a
+        s1 += b
+        s2 += c
+        s3 += d
+        lo = min(lo, min(min(a, b), min(c, d)))
+        hi = max(hi, max(max(a, b), max(c, d)))
+    for i in range(whole, n_values):
+        s0 += row[i]
+        lo, hi = min(lo, row[i]), max(hi, row[i])
+    row_total = (s0 + s1) + (s2 + s3)
+    mean = row_total / n_values if n_values else 0.0
+    s0 = s1 = s2 = s3 = 0.0
+    for i in range(0, whole, 4):
+        a, b, c, d = row[i] - mean, row[i + 1] - mean, row[i + 2] - mean, row[i + 3] - mean
+        s0 += a * a
+        s1 += b * b
+        s2 += c * c
+        s3 += d * d
+    for i in range(whole, n_values):
+        a = row[i] - mean
+        s0 += a * a
+    return row_total, (s0 + s1) + (s2 + s3), lo, hi
+
+
 @numba.njit("void(float64[:, ::1], float64[::1], float64[::1], float64[::1], float64[::1])", **_OPTIONS)
 def moments(matrix: np.ndarray, total: np.ndarray, m2: np.ndarray, low: np.ndarray,
             high: np.ndarray) -> None:  # pragma: no cover - compiled
@@ -89,36 +122,125 @@ def moments(matrix: np.ndarray, total: np.ndarray, m2: np.ndarray, low: np.ndarr
     pipeline. A NaN makes the sum NaN (the caller's signal to filter nulls); m2, minimum
     and maximum are meant for rows without NaN.
     """
+    for f in range(matrix.shape[0]):
+        total[f], m2[f], low[f], high[f] = _row_moments(matrix[f])
+
+
+@numba.njit("void(float64[:, ::1], int64[::1], float64[::1], float64[::1], float64[::1], float64[::1])",
+            **_OPTIONS)
+def moments_without_nan(matrix: np.ndarray, nulls: np.ndarray, total: np.ndarray, m2: np.ndarray, low: np.ndarray,
+                        high: np.ndarray) -> None:  # pragma: no cover - compiled
+    """`moments` of each row with its NaN (nulls) left out, and the number of NaN per row.
+
+    Row ``f`` gives exactly `moments` of ``matrix[f][~np.isnan(matrix[f])]``: the values kept are
+    gathered into one buffer and summed in the same order. A row of NaN only has sum and m2 0,
+    minimum inf and maximum -inf.
+    """
     n_features, n_values = matrix.shape
-    whole = n_values - n_values % 4
+    kept = np.empty(n_values)
     for f in range(n_features):
-        row = matrix[f]
-        s0 = s1 = s2 = s3 = 0.0
-        lo, hi = np.inf, -np.inf
-        for i in range(0, whole, 4):
-            a, b, c, d = row[i], row[i + 1], row[i + 2], row[i + 3]
-            s0 += a
-            s1 += b
-            s2 += c
-            s3 += d
-            lo = min(lo, min(min(a, b), min(c, d)))
-            hi = max(hi, max(max(a, b), max(c, d)))
-        for i in range(whole, n_values):
-            s0 += row[i]
-            lo, hi = min(lo, row[i]), max(hi, row[i])
-        row_total = (s0 + s1) + (s2 + s3)
-        mean = row_total / n_values if n_values else 0.0
-        s0 = s1 = s2 = s3 = 0.0
-        for i in range(0, whole, 4):
-            a, b, c, d = row[i] - mean, row[i + 1] - mean, row[i + 2] - mean, row[i + 3] - mean
-            s0 += a * a
-            s1 += b * b
-            s2 += c * c
-            s3 += d * d
-        for i in range(whole, n_values):
-            a = row[i] - mean
-            s0 += a * a
-        total[f], m2[f], low[f], high[f] = row_total, (s0 + s1) + (s2 + s3), lo, hi
+        row, count = matrix[f], 0
+        for i in range(n_values):
+            if row[i] == row[i]:
+                kept[count] = row[i]
+                count += 1
+        nulls[f] = n_values - count
+        total[f], m2[f], low[f], high[f] = _row_moments(kept[:count])
+
+
+@numba.njit(**_OPTIONS)
+def _bottom_k(keys: np.ndarray, values: np.ndarray, count: int, threshold: float, capacity: int,
+              out_keys: np.ndarray, out_values: np.ndarray) -> tuple[int, float]:  # pragma: no cover - compiled
+    """`Sample._absorb` of the first ``count`` candidates (all keyed below ``threshold``) into ``out_*``.
+
+    Past ``capacity`` only the keys below the (capacity+1)-th smallest stay, and it becomes the
+    threshold; the kept ones go out by key, tied keys by value (both stable, as `Sample`'s
+    sorts). The candidates' buffers are overwritten. Returns how many were kept and the threshold.
+    """
+    kept = count
+    if count > capacity:  # select first (a batch offers thousands for a few kept), then sort the kept ones
+        threshold = np.partition(keys[:count], capacity)[capacity]
+        kept = 0
+        for i in range(count):  # compacted in place, in candidate order
+            if keys[i] < threshold:
+                keys[kept], values[kept] = keys[i], values[i]
+                kept += 1
+    order = np.argsort(keys[:kept], kind="mergesort")
+    for i in range(kept):
+        out_keys[i], out_values[i] = keys[order[i]], values[order[i]]
+    start = 0
+    while start < kept:  # a run of tied keys is ordered by value (insertion sort: runs are rare and short)
+        stop = start + 1
+        while stop < kept and out_keys[stop] == out_keys[start]:
+            stop += 1
+        for i in range(start + 1, stop):
+            value, j = out_values[i], i
+            while j > start and out_values[j - 1] > value:
+                out_values[j] = out_values[j - 1]
+                j -= 1
+            out_values[j] = value
+        start = stop
+    return kept, threshold
+
+
+@numba.njit("void(float64[:, ::1], float64[:, ::1], intp[::1], float64[::1], float64[:, ::1], float64[::1], "
+            "int64[::1], float64[:, ::1], float64[:, ::1])", **_OPTIONS)
+def update_samples(keys: np.ndarray, values: np.ndarray, lengths: np.ndarray, thresholds: np.ndarray,
+                   matrix: np.ndarray, batch_keys: np.ndarray, capacities: np.ndarray, out_keys: np.ndarray,
+                   out_values: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Per row ``f``: the bottom-k sample ``keys[f, :lengths[f]]`` after `NumericSketch.update` with ``matrix[f]``.
+
+    That is `Sample.update` (the batch's keys below the row's threshold, its NaN dropped, then
+    `Sample._absorb` of the old sample and those), skipped for a row without any non-null value
+    in the batch, as the sketch skips it. Row ``f`` keeps at most ``capacities[f]``; the rows go to
+    ``out_*`` (wide enough for the old samples and every capacity); ``lengths`` and
+    ``thresholds`` are updated in place.
+    """
+    n_features, n_values = matrix.shape
+    candidate_keys, candidate_values = np.empty(keys.shape[1] + n_values), np.empty(keys.shape[1] + n_values)
+    for f in range(n_features):
+        length, threshold, row = lengths[f], thresholds[f], matrix[f]
+        out_keys[f, :length], out_values[f, :length] = keys[f, :length], values[f, :length]
+        candidate_keys[:length], candidate_values[:length] = keys[f, :length], values[f, :length]
+        count, has_value, taken = length, False, False
+        for j in range(n_values):
+            value = row[j]
+            if value == value:
+                has_value = True
+            if batch_keys[j] < threshold:
+                taken = True
+                if value == value:
+                    candidate_keys[count], candidate_values[count] = batch_keys[j], value
+                    count += 1
+        if has_value and taken:
+            lengths[f], thresholds[f] = _bottom_k(candidate_keys, candidate_values, count, threshold,
+                                                  capacities[f], out_keys[f], out_values[f])
+
+
+@numba.njit("void(float64[:, :, ::1], float64[:, :, ::1], intp[:, ::1], float64[:, ::1], int64, float64[:, ::1], "
+            "float64[:, ::1], intp[::1], float64[::1])", **_OPTIONS)
+def merge_samples(keys: np.ndarray, values: np.ndarray, lengths: np.ndarray, thresholds: np.ndarray, capacity: int,
+                  out_keys: np.ndarray, out_values: np.ndarray, out_lengths: np.ndarray,
+                  out_thresholds: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Per feature ``f``: `Sample.merge_all` of the samples ``keys[b, f, :lengths[b, f]]`` of blocks ``b``.
+
+    The keys below every block's threshold, in block order, absorbed into one sample of
+    ``capacity`` (``out_*`` at least that wide).
+    """
+    n_blocks, n_features, width = keys.shape
+    candidate_keys, candidate_values = np.empty(n_blocks * width), np.empty(n_blocks * width)
+    for f in range(n_features):
+        threshold = thresholds[0, f]
+        for b in range(1, n_blocks):
+            threshold = min(threshold, thresholds[b, f])
+        count = 0
+        for b in range(n_blocks):
+            for i in range(lengths[b, f]):
+                if keys[b, f, i] < threshold:
+                    candidate_keys[count], candidate_values[count] = keys[b, f, i], values[b, f, i]
+                    count += 1
+        out_lengths[f], out_thresholds[f] = _bottom_k(candidate_keys, candidate_values, count, threshold, capacity,
+                                                      out_keys[f], out_values[f])
 
 
 @numba.njit("void(float64[:, ::1], float64[:, :], float64[::1], float64[::1])", **_OPTIONS)

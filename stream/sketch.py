@@ -4,9 +4,9 @@ A sketch is built from its feature's reference profile, updated with whole numpy
 (bins counted in one compiled pass, `StackedBins`; no Python loop per value) and merged
 with other sketches of the same profile (associative and commutative: counts add, moments combine with Chan's
 formula, samples merge as in `driftline.stream.sample`). `NumericBlock` holds the numeric
-sketches of all features of a pane feature-major (2-D arrays, one sample shared by all
-features while no value is null), so each numpy call serves every feature; it gives
-exactly the per-feature sketches' values.
+sketches of all features of a pane feature-major (2-D arrays; one sample shared by all
+features while no sampled value is null, then a row per feature), so each numpy call or
+compiled pass serves every feature; it gives exactly the per-feature sketches' values.
 """
 
 from __future__ import annotations
@@ -28,7 +28,14 @@ from driftline.schemas.profiles import (
     NumericSketchData,
     SampleData,
 )
-from driftline.stream.kernels import bin_counts, bin_counts_by_comparison, moments
+from driftline.stream.kernels import (
+    bin_counts,
+    bin_counts_by_comparison,
+    merge_samples,
+    moments,
+    moments_without_nan,
+    update_samples,
+)
 from driftline.stream.sample import Sample
 
 __all__ = [
@@ -150,6 +157,14 @@ def row_moments(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     total, m2, low, high = (np.empty(len(matrix)) for _ in range(4))
     moments(matrix, total, m2, low, high)
     return total, m2, low, high
+
+
+def _moments_without_nan(matrix: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per row: the NaN count, then `row_moments` of the row's other values (to the bit)."""
+    nulls = np.empty(len(matrix), dtype=np.int64)
+    total, m2, low, high = (np.empty(len(matrix)) for _ in range(4))
+    moments_without_nan(matrix, nulls, total, m2, low, high)
+    return nulls, total, m2, low, high
 
 
 @dataclass(slots=True)
@@ -360,6 +375,11 @@ class StackedBins:
     def __len__(self) -> int:
         return len(self.bins)
 
+    @property
+    def null_bins(self) -> np.ndarray:
+        """Per feature, the bin `counts` puts a NaN in (its last)."""
+        return self._n_edges
+
     def counts(self, matrix: np.ndarray) -> np.ndarray:
         """Counts per row of ``matrix`` (one row per feature) on its feature's bins, (features, n_bins)."""
         counts = np.zeros((len(self.bins), self.n_bins), dtype=np.int64)
@@ -372,19 +392,94 @@ class StackedBins:
 
 
 @dataclass(slots=True)
+class FeatureSamples:
+    """Each feature's own bottom-k sample, row by row, for a `NumericBlock` whose features' samples differ.
+
+    Row ``f`` holds ``lengths[f]`` keys and values in `Sample`'s order below its threshold
+    ``thresholds[f]``, for a sample of ``capacities[f]``; the rest of the row is unused. Compiled
+    kernels update and merge every row in one call (`driftline.stream.kernels.update_samples`,
+    `driftline.stream.kernels.merge_samples`), with exactly `Sample`'s results.
+    """
+
+    keys: np.ndarray  # (features, width)
+    values: np.ndarray
+    lengths: np.ndarray  # (features,) intp
+    thresholds: np.ndarray  # (features,)
+    capacities: np.ndarray  # (features,) int64
+
+    @classmethod
+    def of(cls, samples: Sequence[Sample]) -> FeatureSamples:
+        """The rows of ``samples`` (copied)."""
+        width = max(len(s.keys) for s in samples)
+        keys, values = np.zeros((len(samples), width)), np.zeros((len(samples), width))
+        for row, sample in enumerate(samples):
+            if len(sample.values) != len(sample.keys):
+                raise ValueError(f"a sample has {len(sample.values)} values for {len(sample.keys)} keys")
+            keys[row, :len(sample.keys)], values[row, :len(sample.values)] = sample.keys, sample.values
+        return cls(keys, values, np.array([len(s.keys) for s in samples], dtype=np.intp),
+                   np.array([s.threshold for s in samples], dtype=np.float64),
+                   np.array([s.capacity for s in samples], dtype=np.int64))
+
+    @classmethod
+    def shared(cls, keys: np.ndarray, values: np.ndarray, threshold: float, capacity: int) -> FeatureSamples:
+        """Every row the same sample: ``keys`` with row ``f`` of ``values``."""
+        n_features = len(values)
+        return cls(np.tile(keys, (n_features, 1)), np.array(values, dtype=np.float64, order="C"),
+                   np.full(n_features, len(keys), dtype=np.intp), np.full(n_features, threshold, dtype=np.float64),
+                   np.full(n_features, capacity, dtype=np.int64))
+
+    def sample(self, row: int) -> Sample:
+        """Row ``row`` as a `Sample` (views: read it, do not update)."""
+        length = self.lengths[row]
+        return Sample(self.values[row, :length], self.keys[row, :length], float(self.thresholds[row]),
+                      int(self.capacities[row]))
+
+    def update(self, matrix: np.ndarray, keys: np.ndarray) -> None:
+        """`Sample.update` of every row with its row of ``matrix`` (rows without a non-null value are skipped)."""
+        width = max(self.keys.shape[1], int(self.capacities.max()))
+        out_keys, out_values = np.empty((len(self.lengths), width)), np.empty((len(self.lengths), width))
+        update_samples(self.keys, self.values, self.lengths, self.thresholds, matrix, keys, self.capacities,
+                       out_keys, out_values)
+        self.keys, self.values = out_keys, out_values
+
+    @staticmethod
+    def merge_all(blocks: Sequence[NumericBlock], capacity: int) -> FeatureSamples:
+        """`Sample.merge_all` of the blocks' samples, feature by feature, each block shared or not."""
+        n_features = len(blocks[0].n)
+        width = max(b.own_samples.keys.shape[1] if b.own_samples is not None else len(b.keys) for b in blocks)
+        keys, values = np.zeros((len(blocks), n_features, width)), np.zeros((len(blocks), n_features, width))
+        lengths = np.empty((len(blocks), n_features), dtype=np.intp)
+        thresholds = np.empty((len(blocks), n_features))
+        for i, block in enumerate(blocks):
+            own = block.own_samples
+            if own is None:
+                keys[i, :, :len(block.keys)], values[i, :, :len(block.keys)] = block.keys, block.values
+                lengths[i], thresholds[i] = len(block.keys), block.threshold
+            else:
+                keys[i, :, :own.keys.shape[1]], values[i, :, :own.keys.shape[1]] = own.keys, own.values
+                lengths[i], thresholds[i] = own.lengths, own.thresholds
+        merged = FeatureSamples(np.empty((n_features, capacity)), np.empty((n_features, capacity)),
+                                np.empty(n_features, dtype=np.intp), np.empty(n_features),
+                                np.full(n_features, capacity, dtype=np.int64))
+        merge_samples(keys, values, lengths, thresholds, capacity, merged.keys, merged.values, merged.lengths,
+                      merged.thresholds)
+        return merged
+
+
+@dataclass(slots=True)
 class NumericBlock:
     """The numeric sketches of several features over the same events, feature-major.
 
-    Every event gives all its features one sample key, so while no value is null the
-    bottom-k samples of all features hold the same events: one choice of rows (the
-    smallest keys) serves every feature, and counts, moments and samples are 2-D arrays
-    updated and merged by one numpy call per step for all features. What comes out
+    Counts and moments are 2-D arrays (a row per feature) updated and merged by one numpy
+    call or compiled pass per step for all features; nulls are left out row by row
+    (`driftline.stream.kernels.moments_without_nan`). Every event gives all its features one
+    sample key, so while no sampled value is null the bottom-k samples of all features hold
+    the same events: one choice of columns (the smallest keys) serves every feature
+    (``keys``, ``values``), and a merge copies only the prefix of each block that it keeps.
+    A null among the sampled values, or tied keys (whose order depends on each feature's
+    values), make the samples differ: then each feature keeps its own row (``own_samples``,
+    `FeatureSamples`), still updated and merged for all features at once. What comes out
     (`sketches`, `to_data`) equals the per-feature `NumericSketch`es of the same events.
-    The shared sample's keys ascend (as `Sample` keeps them), so a merge copies only the
-    prefix of each block that it keeps. A batch with a null, samples that differ (or arrive
-    with keys out of order), or tied keys (the order of tied keys depends on each feature's
-    values) turn the block into those per-feature sketches (``split``), which it then
-    updates and merges one by one.
 
     Examples
     --------
@@ -409,7 +504,7 @@ class NumericBlock:
     values: np.ndarray
     threshold: float
     capacity: int
-    split: list[NumericSketch] | None = None  # per-feature sketches, once the samples diverged
+    own_samples: FeatureSamples | None = None  # each feature's sample, once they differ (then keys/values are empty)
 
     @classmethod
     def empty(cls, bins: StackedBins, sample_capacity: int) -> NumericBlock:
@@ -424,49 +519,51 @@ class NumericBlock:
 
     @classmethod
     def of_sketches(cls, bins: StackedBins, sketches: Sequence[NumericSketch]) -> NumericBlock:
-        """A block of per-feature sketches; shared (2-D) when their samples hold the same ascending keys, else split."""
+        """A block of per-feature sketches; one shared sample when theirs hold the same ascending keys."""
         first = sketches[0].sample
-        shared = not np.any(first.keys[1:] < first.keys[:-1]) and all(
-            s.sample.threshold == first.threshold and s.sample.capacity == first.capacity
-            and np.array_equal(s.sample.keys, first.keys) for s in sketches)
-        if not shared:
-            block = cls.empty(bins, first.capacity)
-            block.split = list(sketches)
-            return block
         counts = np.zeros((len(sketches), bins.n_bins), dtype=np.int64)
         for row, sketch in enumerate(sketches):
             counts[row, :len(sketch.counts)] = sketch.counts
-        return cls(bins, counts, np.array([s.n for s in sketches], dtype=np.int64),
-                   np.array([s.n_null for s in sketches], dtype=np.int64), np.array([s.mean for s in sketches]),
-                   np.array([s.m2 for s in sketches]), np.array([s.min for s in sketches]),
-                   np.array([s.max for s in sketches]), first.keys,
-                   np.array([s.sample.values for s in sketches]).reshape(len(sketches), len(first.keys)),
-                   first.threshold, first.capacity)
+        block = cls(bins, counts, np.array([s.n for s in sketches], dtype=np.int64),
+                    np.array([s.n_null for s in sketches], dtype=np.int64), np.array([s.mean for s in sketches]),
+                    np.array([s.m2 for s in sketches]), np.array([s.min for s in sketches]),
+                    np.array([s.max for s in sketches]), np.empty(0), np.empty((len(sketches), 0)), first.threshold,
+                    first.capacity)
+        shared = not np.any(first.keys[1:] < first.keys[:-1]) and all(
+            s.sample.threshold == first.threshold and s.sample.capacity == first.capacity
+            and np.array_equal(s.sample.keys, first.keys) for s in sketches)
+        if shared:
+            block.keys = first.keys
+            block.values = np.array([s.sample.values for s in sketches]).reshape(len(sketches), len(first.keys))
+        else:
+            block.own_samples = FeatureSamples.of([s.sample for s in sketches])
+        return block
 
     @classmethod
     def from_data(cls, data: Sequence[NumericSketchData], bins: StackedBins) -> NumericBlock:
-        """Inverse of `to_data`: shared (2-D) when the samples hold the same ascending keys, else split."""
+        """Inverse of `to_data`: one shared sample when the samples hold the same ascending keys."""
         for sketch, feature_bins in zip(data, bins.bins, strict=True):
             if len(sketch.counts) != feature_bins.n_bins:
                 raise ValueError(f"sketch has {len(sketch.counts)} bins, the reference {feature_bins.n_bins}")
         first = data[0].sample
         keys = np.asarray(first.keys, dtype=float)
-        if np.any(keys[1:] < keys[:-1]) or not all(
-                d.sample.keys == first.keys and d.sample.threshold == first.threshold
-                and d.sample.capacity == first.capacity for d in data):
-            block = cls.empty(bins, first.capacity)
-            block.split = [NumericSketch.from_data(d, b) for d, b in zip(data, bins.bins, strict=True)]
-            return block
         counts = np.zeros((len(data), bins.n_bins), dtype=np.int64)
         for row, sketch in enumerate(data):
             counts[row, :len(sketch.counts)] = sketch.counts
-        return cls(bins, counts, np.array([d.n for d in data], dtype=np.int64),
-                   np.array([d.n_null for d in data], dtype=np.int64), np.array([d.mean for d in data], dtype=float),
-                   np.array([d.m2 for d in data], dtype=float),
-                   np.array([np.inf if d.min is None else d.min for d in data], dtype=float),
-                   np.array([-np.inf if d.max is None else d.max for d in data], dtype=float), keys,
-                   np.array([d.sample.values for d in data], dtype=float).reshape(len(data), len(first.keys)),
-                   first.threshold, first.capacity)
+        block = cls(bins, counts, np.array([d.n for d in data], dtype=np.int64),
+                    np.array([d.n_null for d in data], dtype=np.int64), np.array([d.mean for d in data], dtype=float),
+                    np.array([d.m2 for d in data], dtype=float),
+                    np.array([np.inf if d.min is None else d.min for d in data], dtype=float),
+                    np.array([-np.inf if d.max is None else d.max for d in data], dtype=float), np.empty(0),
+                    np.empty((len(data), 0)), first.threshold, first.capacity)
+        if np.any(keys[1:] < keys[:-1]) or not all(
+                d.sample.keys == first.keys and d.sample.threshold == first.threshold
+                and d.sample.capacity == first.capacity for d in data):
+            block.own_samples = FeatureSamples.of([Sample.from_data(d.sample) for d in data])
+        else:
+            block.keys = keys
+            block.values = np.array([d.sample.values for d in data], dtype=float).reshape(len(data), len(keys))
+        return block
 
     @classmethod
     def from_block_data(cls, data: NumericBlockData, bins: StackedBins) -> NumericBlock:
@@ -496,15 +593,15 @@ class NumericBlock:
                    data.threshold, data.capacity)
 
     def to_block_data(self, names: Sequence[str]) -> NumericBlockData | None:
-        """Wire form of the whole block (``names``: its features, in row order); None when it is split or a
-        feature has no value (then `to_data` gives the per-feature forms).
+        """Wire form of the whole block (``names``: its features, in row order); None when the features'
+        samples differ or a feature has no value (then `to_data` gives the per-feature forms).
 
         The lists come from the block's own arrays, so they already have the shape and types the
         model checks; only finiteness can fail (an infinite input value), and then the model is
         validated, which refuses it as the per-feature form does. Otherwise it is built without
         validation: the same object at half the cost of a partial.
         """
-        if self.split is not None or not self.n.all():
+        if self.own_samples is not None or not self.n.all():
             return None
         fields = {
             "features": list(names),
@@ -521,52 +618,63 @@ class NumericBlock:
         return NumericBlockData(**fields)
 
     def sketches(self) -> list[NumericSketch]:
-        """The per-feature sketches (views of the block's arrays while it is shared: read them, do not update)."""
-        if self.split is not None:
-            return self.split
+        """The per-feature sketches (views of the block's arrays: read them, do not update)."""
+        own = self.own_samples
+        samples = ([own.sample(row) for row in range(len(self.n))] if own is not None else
+                   [Sample(values, self.keys, self.threshold, self.capacity) for values in self.values])
         return [
-            NumericSketch(bins, self.counts[row, :bins.n_bins], n, n_null, mean, m2, lo, hi,
-                          Sample(self.values[row], self.keys, self.threshold, self.capacity))
-            for row, (bins, n, n_null, mean, m2, lo, hi) in enumerate(zip(
+            NumericSketch(bins, self.counts[row, :bins.n_bins], n, n_null, mean, m2, lo, hi, sample)
+            for row, (bins, n, n_null, mean, m2, lo, hi, sample) in enumerate(zip(
                 self.bins.bins, self.n.tolist(), self.n_null.tolist(), self.mean.tolist(), self.m2.tolist(),
-                self.min.tolist(), self.max.tolist(), strict=True))
+                self.min.tolist(), self.max.tolist(), samples, strict=True))
         ]
-
-    def _split(self) -> list[NumericSketch]:
-        """Turn into independent per-feature sketches (copies), for updates the shared layout cannot take."""
-        if self.split is None:
-            self.split = [NumericSketch(s.bins, s.counts.copy(), s.n, s.n_null, s.mean, s.m2, s.min, s.max,
-                                        Sample(s.sample.values.copy(), s.sample.keys.copy(), s.sample.threshold,
-                                               s.sample.capacity))
-                          for s in self.sketches()]
-        return self.split
 
     def update(self, matrix: np.ndarray, keys: np.ndarray) -> None:
         """Add a batch: one row of float values per feature (NaN for null), one sample key per column."""
         if matrix.shape[1] == 0:
             return
         matrix = np.ascontiguousarray(matrix, dtype=np.float64)
-        totals, m2, lo, hi = row_moments(matrix)  # a sum is NaN exactly where its row holds a NaN (or inf - inf)
-        if self.split is None and np.isnan(totals).any() and np.isnan(matrix[np.isnan(totals)]).any():
-            self._split()
-        if self.split is not None:
-            for sketch, values in zip(self.split, matrix, strict=True):
-                sketch.update(values, keys)
-            return
-        n = matrix.shape[1]
-        self.counts += self.bins.counts(matrix)
-        self._combine(n, totals / n, m2, lo, hi)  # as NumericSketch.update, row by row
-        take = (keys < self.threshold).nonzero()[0]
-        if len(take):
-            self._absorb(np.concatenate([self.keys, keys[take]]), self.threshold, [(self.values, None), (matrix, take)])
+        counts = self.bins.counts(matrix)
+        totals, m2, lo, hi = row_moments(matrix)
+        nulls = None
+        unsure = np.isnan(totals)  # a sum is NaN exactly where its row holds a NaN (or inf - inf)
+        if unsure.any() and np.isnan(matrix[unsure]).any():
+            nulls, totals, m2, lo, hi = _moments_without_nan(matrix)
+            counts[np.arange(len(nulls)), self.bins.null_bins] -= nulls  # the bins count a NaN in a row's last bin
+            self.n_null = self.n_null + nulls
+            n = matrix.shape[1] - nulls
+            self.counts += counts
+            with np.errstate(divide="ignore", invalid="ignore"):  # a row of nulls only: its mean is not used
+                self._combine(n, totals / n, m2, lo, hi)  # as NumericSketch.update, row by row
+        else:
+            self.counts += counts
+            self._combine(matrix.shape[1], totals / matrix.shape[1], m2, lo, hi)
+        if self.own_samples is None:
+            take = (keys < self.threshold).nonzero()[0]
+            if not len(take):
+                return
+            if nulls is None or not np.isnan(matrix[:, take]).any():
+                self._absorb(np.concatenate([self.keys, keys[take]]), self.threshold,
+                             [(self.values, None), (matrix, take)])
+                return
+            self._own(FeatureSamples.shared(self.keys, self.values, self.threshold, self.capacity))
+        self.own_samples.update(matrix, keys)
 
-    def _combine(self, n: int, mean: np.ndarray, m2: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
-        """`NumericSketch._combine` for every row (the same operations, element-wise)."""
+    def _own(self, samples: FeatureSamples) -> None:
+        """Give each feature its own sample from now on."""
+        self.own_samples, self.keys, self.values = samples, np.empty(0), np.empty((len(self.n), 0))
+
+    def _combine(self, n: int | np.ndarray, mean: np.ndarray, m2: np.ndarray, lo: np.ndarray,
+                 hi: np.ndarray) -> None:
+        """`NumericSketch._combine` for every row (the same operations, element-wise); a row with no value stays."""
         total = self.n + n
         delta = mean - self.mean
-        self.mean = self.mean + delta * n / total
-        self.m2 = self.m2 + (m2 + delta * delta * self.n * n / total)
-        self.n = total
+        combined_mean = self.mean + delta * n / total
+        combined_m2 = self.m2 + (m2 + delta * delta * self.n * n / total)
+        if type(n) is not int and not n.all():
+            seen = n > 0
+            combined_mean, combined_m2 = np.where(seen, combined_mean, self.mean), np.where(seen, combined_m2, self.m2)
+        self.mean, self.m2, self.n = combined_mean, combined_m2, total
         self.min, self.max = np.minimum(self.min, lo), np.maximum(self.max, hi)
 
     def _absorb(self, keys: np.ndarray, threshold: float, parts: list[tuple[np.ndarray, np.ndarray | None]]) -> None:
@@ -595,28 +703,25 @@ class NumericBlock:
         self._keep(keys, values, threshold)
 
     def _keep(self, keys: np.ndarray, values: np.ndarray, threshold: float) -> None:
-        """Make the sorted ``keys`` and their columns the sample, or split when keys tie."""
+        """Make the sorted ``keys`` and their columns the sample; each feature its own when keys tie."""
         if len(keys) > 1 and np.any(keys[1:] == keys[:-1]):  # each feature orders tied keys by its own values
-            self.split = [
-                NumericSketch(s.bins, s.counts.copy(), s.n, s.n_null, s.mean, s.m2, s.min, s.max,
-                              Sample(row[np.lexsort((row, keys))], keys, threshold, self.capacity))
-                for s, row in zip(self.sketches(), values, strict=True)
-            ]
+            ordered = np.array([row[np.lexsort((row, keys))] for row in values]).reshape(values.shape)
+            self._own(FeatureSamples.shared(keys, ordered, threshold, self.capacity))
             return
         self.keys, self.values, self.threshold = keys, values, threshold
 
     @staticmethod
     def merge_all(blocks: Sequence[NumericBlock], *, bins: StackedBins, sample_capacity: int) -> NumericBlock:
-        """Block of many blocks (the panes of a window): 2-D when all are shared and every feature has data.
+        """Block of many blocks (the panes of a window): 2-D when every block has data for every feature.
 
         Otherwise per feature with `NumericSketch.merge_all`, which skips the sketches without
         data feature by feature.
         """
         # a block without any data merges as nothing (`NumericSketch.merge_all` skips such sketches)
-        blocks = [b for b in blocks if b.split is not None or b.n.any() or b.n_null.any()]
+        blocks = [b for b in blocks if b.n.any() or b.n_null.any()]
         if not blocks:
             return NumericBlock.empty(bins, sample_capacity)
-        if any(b.split is not None or not b.n.all() for b in blocks):
+        if any(not b.n.all() for b in blocks):
             per_block = [b.sketches() for b in blocks]
             merged = [NumericSketch.merge_all([sketches[row] for sketches in per_block], bins=b,
                                               sample_capacity=sample_capacity) for row, b in enumerate(bins.bins)]
@@ -632,6 +737,9 @@ class NumericBlock:
             np.array([b.m2 for b in blocks]).T.copy().sum(axis=1) + np.vecdot(n, deviation),
             np.minimum.reduce([b.min for b in blocks]), np.maximum.reduce([b.max for b in blocks]),
             np.empty(0), np.empty((len(bins), 0)), 1.0, sample_capacity)
+        if any(b.own_samples is not None for b in blocks):
+            merged._own(FeatureSamples.merge_all(blocks, sample_capacity))
+            return merged
         # `Sample.merge_all`: the keys below every threshold, at most the capacity smallest of them. A
         # block's keys ascend, so what it keeps is a prefix: only those columns are copied.
         threshold = min(b.threshold for b in blocks)
@@ -648,17 +756,22 @@ class NumericBlock:
 
     def to_data(self) -> list[NumericSketchData]:
         """Wire form of every feature's sketch, for a PanePartial (as `NumericSketch.to_data`)."""
-        if self.split is not None:
-            return [s.to_data() for s in self.split]
-        keys = self.keys.tolist()
+        own = self.own_samples
+        if own is None:
+            keys = self.keys.tolist()
+            samples = [SampleData(values=values, keys=keys, threshold=self.threshold, capacity=self.capacity)
+                       for values in self.values.tolist()]
+        else:
+            samples = [SampleData(values=own.values[row, :length].tolist(), keys=own.keys[row, :length].tolist(),
+                                  threshold=threshold, capacity=capacity)
+                       for row, (length, threshold, capacity) in enumerate(zip(
+                           own.lengths.tolist(), own.thresholds.tolist(), own.capacities.tolist(), strict=True))]
         return [
             NumericSketchData(counts=counts[:bins.n_bins], n=n, n_null=n_null, mean=mean, m2=max(m2, 0.0),
-                              min=lo if n else None, max=hi if n else None,
-                              sample=SampleData(values=values, keys=keys, threshold=self.threshold,
-                                                capacity=self.capacity))
-            for bins, counts, n, n_null, mean, m2, lo, hi, values in zip(
+                              min=lo if n else None, max=hi if n else None, sample=sample)
+            for bins, counts, n, n_null, mean, m2, lo, hi, sample in zip(
                 self.bins.bins, self.counts.tolist(), self.n.tolist(), self.n_null.tolist(), self.mean.tolist(),
-                self.m2.tolist(), self.min.tolist(), self.max.tolist(), self.values.tolist(), strict=True)
+                self.m2.tolist(), self.min.tolist(), self.max.tolist(), samples, strict=True)
         ]
 
 

@@ -9,7 +9,16 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial import distance
 
-from driftline.stream.kernels import binned_distances, ks_wasserstein, moments, resampled_statistics
+from driftline.stream.kernels import (
+    binned_distances,
+    ks_wasserstein,
+    merge_samples,
+    moments,
+    moments_without_nan,
+    resampled_statistics,
+    update_samples,
+)
+from driftline.stream.sample import Sample
 
 finite = st.floats(-1e6, 1e6, allow_nan=False)
 
@@ -32,6 +41,61 @@ def test_moments_sum_is_nan_exactly_when_a_row_holds_nan() -> None:
     moments(matrix, total, m2, low, high)
     assert total[0] == 15.0 and m2[0] == 10.0 and (low[0], high[0]) == (1.0, 5.0)
     assert np.isnan(total[1:]).all()  # a null, and inf - inf: both send the caller to filter
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.one_of(finite, st.just(float("nan"))), min_size=0, max_size=40), min_size=1,
+                max_size=4).map(lambda rows: [np.resize(np.array(r, dtype=float), 40) if r else np.full(40, np.nan)
+                                              for r in rows]))
+def test_moments_without_nan_equal_moments_of_the_values_kept_to_the_bit(rows: list[np.ndarray]) -> None:
+    matrix = np.array(rows)
+    nulls = np.empty(len(matrix), dtype=np.int64)
+    total, m2, low, high = (np.empty(len(matrix)) for _ in range(4))
+    moments_without_nan(matrix, nulls, total, m2, low, high)
+    for row, values in enumerate(matrix):
+        kept = values[~np.isnan(values)][None, :].copy()
+        want = [np.empty(1) for _ in range(4)]
+        moments(kept, *want)
+        assert nulls[row] == np.isnan(values).sum()
+        assert [total[row], m2[row], low[row], high[row]] == [w[0] for w in want]  # bit for bit, not approx
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 12), st.booleans())
+def test_sample_kernels_equal_sample_update_and_merge_all(seed: int, capacity: int, ties: bool) -> None:
+    """Row by row, `update_samples` is `Sample.update` (nulls dropped) and `merge_samples` `Sample.merge_all`."""
+    rng = np.random.default_rng(seed)
+    samples = [Sample.empty(capacity) for _ in range(3)]
+    keys, values = np.zeros((3, capacity)), np.zeros((3, capacity))
+    lengths, thresholds = np.zeros(3, dtype=np.intp), np.ones(3)
+    for _ in range(3):
+        n = int(rng.integers(0, 30))
+        matrix = np.round(rng.normal(size=(3, n)), 1)  # tied values
+        matrix[rng.random(matrix.shape) < 0.2] = np.nan
+        batch_keys = np.round(rng.random(n), 2 if ties else 12)
+        out_keys, out_values = np.empty((3, capacity)), np.empty((3, capacity))
+        update_samples(keys, values, lengths, thresholds, matrix, batch_keys, np.full(3, capacity), out_keys,
+                       out_values)
+        keys, values = out_keys, out_values
+        for sample, row in zip(samples, matrix, strict=True):
+            if (~np.isnan(row)).any():  # as NumericSketch.update: a feature without a value leaves its sample
+                sample.update(row, batch_keys)
+    for row, sample in enumerate(samples):
+        assert keys[row, :lengths[row]].tolist() == sample.keys.tolist()
+        assert values[row, :lengths[row]].tolist() == sample.values.tolist()
+        assert thresholds[row] == sample.threshold
+    merged_capacity = int(rng.integers(1, 12))  # block 0 holds the rows, block 1 them in reverse order
+    stacked = [keys[None], values[None], lengths[None].copy(), thresholds[None].copy()]
+    out = [np.empty((3, merged_capacity)), np.empty((3, merged_capacity)), np.empty(3, dtype=np.intp), np.empty(3)]
+    merge_samples(np.concatenate([stacked[0], stacked[0][:, ::-1].copy()]),
+                  np.concatenate([stacked[1], stacked[1][:, ::-1].copy()]),
+                  np.concatenate([stacked[2], stacked[2][:, ::-1].copy()]),
+                  np.concatenate([stacked[3], stacked[3][:, ::-1].copy()]), merged_capacity, *out)
+    for row, sample in enumerate(samples):
+        want = Sample.merge_all([sample, samples[2 - row]], capacity=merged_capacity)
+        assert out[0][row, :out[2][row]].tolist() == want.keys.tolist()
+        assert out[1][row, :out[2][row]].tolist() == want.values.tolist()
+        assert out[3][row] == want.threshold
 
 
 @pytest.mark.filterwarnings("ignore:divide by zero")  # scipy's p-value of one-value samples; the statistic is read

@@ -219,15 +219,21 @@ def _random_batches(rng: np.random.Generator, n_features: int, *, nulls: bool, t
         matrix = rng.normal(size=(n_features, n))
         matrix[:, : n // 4] = np.round(matrix[:, : n // 4])  # values on the edges, tied values
         keys = rng.random(n)
-        if nulls and n:
-            matrix[rng.integers(0, n_features), rng.integers(0, n)] = np.nan
+        if nulls and n:  # one null, a share of nulls, or a feature without any value in the batch
+            shape = int(rng.integers(0, 3))
+            if shape == 0:
+                matrix[rng.integers(0, n_features), rng.integers(0, n)] = np.nan
+            elif shape == 1:
+                matrix[rng.random(matrix.shape) < rng.uniform(0.001, 0.3)] = np.nan
+            else:
+                matrix[rng.integers(0, n_features)] = np.nan
         if ties and n > 1:
             keys[1] = keys[0]
         batches.append((matrix, keys))
     return batches
 
 
-@pytest.mark.parametrize(("nulls", "ties"), [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize(("nulls", "ties"), [(False, False), (True, False), (False, True), (True, True)])
 def test_numeric_block_equals_per_feature_sketches(nulls: bool, ties: bool) -> None:
     """Updates, wire form and its inverse give exactly the per-feature sketches of the same batches."""
     rng = np.random.default_rng(21)
@@ -259,7 +265,7 @@ def _assert_block_data_equals_sketch_data(block: NumericBlock, data: list[Numeri
     """The block's wire form (when it has one) carries exactly the per-feature wire forms, and reads back exact."""
     names = [f"f{row}" for row in range(len(data))]
     block_data = block.to_block_data(names)
-    if block.split is not None or not block.n.all():
+    if block.own_samples is not None or not block.n.all():
         assert block_data is None
         return
     assert block_data is not None
@@ -267,7 +273,7 @@ def _assert_block_data_equals_sketch_data(block: NumericBlock, data: list[Numeri
     wire = NumericBlockData.model_validate_json(block_data.model_dump_json())
     assert wire == block_data
     rebuilt = NumericBlock.from_block_data(wire, block.bins)
-    assert rebuilt.split is None
+    assert rebuilt.own_samples is None
     for x, y in zip(rebuilt.sketches(), block.sketches(), strict=True):
         _assert_numeric_identical(x, y)
 
@@ -277,9 +283,14 @@ def test_numeric_block_shares_one_sample_until_a_null_or_a_tie() -> None:
     stacked = StackedBins([BINS, BINS])
     block = NumericBlock.empty(stacked, 16)
     block.update(rng.normal(size=(2, 100)), rng.random(100))
-    assert block.split is None and block.values.shape == (2, 16)
-    block.update(np.array([[1.0, np.nan], [2.0, 3.0]]), rng.random(2))
-    assert block.split is not None and [s.n_null for s in block.sketches()] == [1, 0]
+    assert block.own_samples is None and block.values.shape == (2, 16)
+    block.update(np.array([[1.0, np.nan], [2.0, 3.0]]), np.array([0.0, 0.999]))  # a null not sampled: still shared
+    assert block.own_samples is None and [s.n_null for s in block.sketches()] == [1, 0]
+    assert block.keys[0] == 0.0 and block.values[:, 0].tolist() == [1.0, 2.0]
+    block.update(np.array([[np.nan], [4.0]]), np.array([0.0001]))  # a sampled null: each feature its own sample
+    assert block.own_samples is not None and [s.n_null for s in block.sketches()] == [2, 0]
+    first, second = (s.sample for s in block.sketches())
+    assert 0.0001 not in first.keys and second.keys[1] == 0.0001 and second.values[1] == 4.0
     tied = NumericBlock.empty(stacked, 16)
     tied.update(np.array([[2.0, 1.0], [1.0, 2.0]]), np.array([0.5, 0.5]))  # each feature orders ties by value
     assert [s.sample.values.tolist() for s in tied.sketches()] == [[1.0, 2.0], [1.0, 2.0]]
@@ -287,7 +298,7 @@ def test_numeric_block_shares_one_sample_until_a_null_or_a_tie() -> None:
 
 @pytest.mark.parametrize("nulls", [False, True])
 def test_numeric_block_merge_all_equals_per_feature_merge_all(nulls: bool) -> None:
-    """Merging blocks (some empty, some split) gives exactly `NumericSketch.merge_all` per feature."""
+    """Merging blocks (some empty, some with each feature's own sample) gives exactly `NumericSketch.merge_all`."""
     rng = np.random.default_rng(5)
     bins = [BINS, NumericBins([-3.0, 3.0])]
     stacked = StackedBins(bins)
@@ -295,7 +306,7 @@ def test_numeric_block_merge_all_equals_per_feature_merge_all(nulls: bool) -> No
         blocks, per_feature = [], [[], []]
         for _ in range(int(rng.integers(0, 6))):
             block, sketches = NumericBlock.empty(stacked, 32), [NumericSketch.empty(b, 32) for b in bins]
-            for matrix, keys in _random_batches(rng, 2, nulls=nulls and rng.random() < 0.3, ties=False):
+            for matrix, keys in _random_batches(rng, 2, nulls=nulls and rng.random() < 0.5, ties=rng.random() < 0.2):
                 block.update(matrix, keys)
                 for sketch, row in zip(sketches, matrix, strict=True):
                     sketch.update(row, keys)
@@ -321,7 +332,7 @@ def test_constant_zero_reference_bins_without_a_grid() -> None:
     assert sketch.counts.tolist() == [1, 1, 1]
 
 
-def test_numeric_block_from_data_with_keys_out_of_order_is_split_and_still_exact() -> None:
+def test_numeric_block_from_data_with_keys_out_of_order_is_per_feature_and_still_exact() -> None:
     """A producer that sends a sample's keys unsorted gets the per-feature path, with the same results."""
     rng = np.random.default_rng(6)
     stacked = StackedBins([BINS, BINS])
@@ -333,7 +344,7 @@ def test_numeric_block_from_data_with_keys_out_of_order_is_split_and_still_exact
     data = [d.model_copy(update={"sample": d.sample.model_copy(update={"values": d.sample.values[::-1],
                                                                        "keys": d.sample.keys[::-1]})}) for d in data]
     block = NumericBlock.from_data(data, stacked)
-    assert block.split is not None
+    assert block.own_samples is not None
     other = NumericBlock.empty(stacked, 8)
     other.update(rng.normal(size=(2, 30)), rng.random(30))
     merged = NumericBlock.merge_all([block, other], bins=stacked, sample_capacity=8)
@@ -344,7 +355,7 @@ def test_numeric_block_from_data_with_keys_out_of_order_is_split_and_still_exact
 
 
 def test_numeric_block_data_with_keys_out_of_order_is_read_per_feature_and_still_exact() -> None:
-    """A block whose shared keys arrive unsorted gives what its per-feature forms give: split sketches."""
+    """A block whose shared keys arrive unsorted gives what its per-feature forms give: a sample per feature."""
     rng = np.random.default_rng(7)
     stacked = StackedBins([BINS, NumericBins([-1.0, 1.0])])
     block = NumericBlock.empty(stacked, 8)
@@ -355,7 +366,7 @@ def test_numeric_block_data_with_keys_out_of_order_is_read_per_feature_and_still
     shuffled = data.model_copy(update={"keys": data.keys[::-1], "values": reversed_values})
     got = NumericBlock.from_block_data(shuffled, stacked)
     want = NumericBlock.from_data(list(shuffled.sketches().values()), stacked)
-    assert got.split is not None
+    assert got.own_samples is not None
     for x, y in zip(got.sketches(), want.sketches(), strict=True):
         _assert_numeric_identical(x, y)
 
