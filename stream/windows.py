@@ -751,14 +751,11 @@ class WindowEvaluator:
                 self._losses_fed_below = state["losses_fed_below"]
 
 
-def _merge_panes(a: _MergedPane, b: _MergedPane, *, sample_capacity: int | None = None) -> _MergedPane:
-    """Two partials of the same pane (from two sources): sketch by sketch, as `NumericSketch.merge` does."""
+def _merge_panes(a: _MergedPane, b: _MergedPane, *, sample_capacity: int) -> _MergedPane:
+    """Two partials of the same pane (from two sources): the numeric blocks at once, the other sketches one by one."""
     numeric = a.numeric or b.numeric
     if a.numeric is not None and b.numeric is not None:
-        numeric = NumericBlock.of_sketches(a.numeric.bins, [
-            x.merge(y, sample_capacity=sample_capacity)
-            for x, y in zip(a.numeric.sketches(), b.numeric.sketches(), strict=True)
-        ])
+        numeric = NumericBlock.merge_all([a.numeric, b.numeric], bins=a.numeric.bins, sample_capacity=sample_capacity)
     categorical = dict(a.categorical)
     for name, sketch in b.categorical.items():
         categorical[name] = (categorical[name].merge(sketch, sample_capacity=sample_capacity) if name in categorical
