@@ -131,15 +131,16 @@ class CategoricalBins:
         self._bin_of: dict[object, int] = {}
         for code, category in enumerate([*self.categories, *other_categories]):
             self._bin_of.setdefault(category, min(code, self.other))
+        self._bin_or_none_of = {**self._bin_of, None: self.n_bins}
 
-    def ids(self, values: np.ndarray) -> np.ndarray:
-        """Bin index of every value (nulls land in ``unseen``; callers take them out).
+    def ids(self, values: np.ndarray, *, none_apart: bool = False) -> np.ndarray:
+        """Bin index of every value; nulls land in ``unseen`` (callers take them out), None at ``n_bins`` if asked.
 
         A dict lookup per value: 40 ns, where ``pd.Index.get_indexer`` on object arrays took
         155 ns (2 500 values of 5 categories).
         """
-        return np.fromiter(map(self._bin_of.get, values, itertools.repeat(self.unseen)), dtype=np.intp,
-                           count=len(values))
+        lookup = self._bin_or_none_of.get if none_apart else self._bin_of.get
+        return np.fromiter(map(lookup, values, itertools.repeat(self.unseen)), dtype=np.intp, count=len(values))
 
     def labels(self) -> list[str]:
         """Bin names, for reports."""
@@ -302,10 +303,14 @@ class CategoricalSketch:
         """Add a batch (object array of str, None for null); ``keys`` are unused (no sample)."""
         if len(values) == 0:
             return
-        counts = np.bincount(self.bins.ids(values), minlength=self.bins.n_bins)
-        n_null = int(pd.isna(values).sum())
-        counts[self.bins.unseen] -= n_null
-        self.counts += counts
+        ids = self.bins.ids(values, none_apart=True)
+        counts = np.bincount(ids, minlength=self.bins.n_bins + 1)
+        n_null = int(counts[-1])
+        if counts[self.bins.unseen]:  # another null (NaN, pd.NA) lands in unseen: pd.isna tells it apart
+            other_nulls = int(pd.isna(values[ids == self.bins.unseen]).sum())
+            counts[self.bins.unseen] -= other_nulls
+            n_null += other_nulls
+        self.counts += counts[:-1]
         self.n_null += n_null
         self.n += len(values) - n_null
 
