@@ -126,13 +126,15 @@ SketchData = Annotated[NumericSketchData | CategoricalSketchData, Field(discrimi
 
 
 class NumericBlockData(_Part):
-    """Wire form of the numeric sketches of several features over the same events, with one shared sample.
+    """Wire form of the numeric sketches of several features over the same events, their samples' keys once.
 
-    While no value is null, every numeric feature of a pane has seen the same events and
-    its sample holds the same keys: one list of keys and one flat list of values (row-major,
-    one row per feature) carry them once instead of once per feature, which halves the
-    size and the cost of a partial. Feature ``i``'s sketch is entry ``i`` of every list;
-    `sketches` gives the per-feature `NumericSketchData`.
+    While no sampled value is null, every numeric feature of a pane has seen the same events
+    and its sample holds the same keys: one list of keys and one flat list of values
+    (row-major, one row per feature) carry them once instead of once per feature, which
+    halves the size and the cost of a partial. Once a null made the samples differ,
+    ``thresholds`` gives each feature's own threshold, ``keys`` every key some feature's
+    sample holds, and a feature's row has None at the keys its sample lacks. Feature ``i``'s
+    sketch is entry ``i`` of every list; `sketches` gives the per-feature `NumericSketchData`.
     """
 
     features: list[str] = Field(min_length=1)
@@ -143,9 +145,12 @@ class NumericBlockData(_Part):
     m2: list[float] = Field(description="sum of squared deviations from the mean, per feature")
     min: list[float]
     max: list[float]
-    keys: list[float] = Field(description="the shared sample's keys")
-    values: list[float] = Field(description="the sample's values, len(features) rows of len(keys), row after row")
-    threshold: float = Field(1.0, ge=0.0, le=1.0)
+    keys: list[float] = Field(description="the samples' keys, ascending")
+    values: list[float | None] = Field(
+        description="the samples' values, len(features) rows of len(keys), row after row; None where a "
+                    "feature's own sample lacks the key (only with thresholds)")
+    threshold: float = Field(1.0, ge=0.0, le=1.0, description="the shared sample's threshold (without thresholds)")
+    thresholds: list[float] | None = Field(None, description="each feature's own sample threshold, once they differ")
     capacity: int = Field(ge=1)
 
     @model_validator(mode="after")
@@ -160,18 +165,31 @@ class NumericBlockData(_Part):
             raise ValueError("values must hold one row of len(keys) values per feature")
         if any(n < 0 for n in self.n) or any(n < 0 for n in self.n_null) or any(m2 < 0 for m2 in self.m2):
             raise ValueError("counts and m2 must not be negative")
+        if self.thresholds is None:
+            if None in self.values:
+                raise ValueError("values may be None only beside thresholds (samples that differ)")
+        elif len(self.thresholds) != n_features or not all(0.0 <= t <= 1.0 for t in self.thresholds):
+            raise ValueError("thresholds needs one threshold in [0, 1] per feature")
         return self
 
     def sketches(self) -> dict[str, NumericSketchData]:
         """The per-feature wire forms (what a `PanePartial` carried before blocks)."""
         k = len(self.keys)
+        samples = []
+        for i in range(len(self.features)):
+            row = self.values[i * k:(i + 1) * k]
+            if self.thresholds is None:
+                samples.append(SampleData(values=row, keys=self.keys, threshold=self.threshold,
+                                          capacity=self.capacity))
+            else:
+                held = [(key, value) for key, value in zip(self.keys, row, strict=True) if value is not None]
+                samples.append(SampleData(values=[v for _, v in held], keys=[key for key, _ in held],
+                                          threshold=self.thresholds[i], capacity=self.capacity))
         return {
             name: NumericSketchData(counts=self.counts[i], n=self.n[i], n_null=self.n_null[i], mean=self.mean[i],
                                     m2=self.m2[i], min=self.min[i] if self.n[i] else None,
-                                    max=self.max[i] if self.n[i] else None,
-                                    sample=SampleData(values=self.values[i * k:(i + 1) * k], keys=self.keys,
-                                                      threshold=self.threshold, capacity=self.capacity))
-            for i, name in enumerate(self.features)
+                                    max=self.max[i] if self.n[i] else None, sample=sample)
+            for i, (name, sample) in enumerate(zip(self.features, samples, strict=True))
         }
 
 
@@ -180,7 +198,7 @@ class PanePartial(Event):
 
     Empty partials (``n_events == 0``) are heartbeats: they tell stage 2 the source's
     watermark has passed the pane. The numeric features' sketches travel in ``numeric`` when
-    they share their sample (the usual case), else one by one in ``features``; a feature is
+    each has a value (the usual case), else one by one in ``features``; a feature is
     in one of the two, never both (`sketches` gives all of them per feature).
     """
 

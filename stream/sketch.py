@@ -433,6 +433,38 @@ class FeatureSamples:
                    np.full(n_features, len(keys), dtype=np.intp), np.full(n_features, threshold, dtype=np.float64),
                    np.full(n_features, capacity, dtype=np.int64))
 
+    @classmethod
+    def of_union(cls, keys: np.ndarray, values: np.ndarray, thresholds: Sequence[float], capacity: int
+                 ) -> FeatureSamples:
+        """Inverse of `union`: row ``f`` holds the ``keys`` where ``values[f]`` is not NaN."""
+        present = ~np.isnan(values)
+        order = np.argsort(~present, axis=1, kind="stable")  # a row's keys first, in their order
+        return cls(np.ascontiguousarray(keys[order]), np.ascontiguousarray(np.take_along_axis(values, order, axis=1)),
+                   present.sum(axis=1).astype(np.intp), np.array(thresholds, dtype=np.float64),
+                   np.full(len(values), capacity, dtype=np.int64))
+
+    def uniform(self) -> bool:
+        """Whether every row is the same sample (the same keys, threshold and capacity)."""
+        length = self.lengths[0]
+        return bool((self.lengths == length).all() and (self.thresholds == self.thresholds[0]).all()
+                    and (self.capacities == self.capacities[0]).all()
+                    and (self.keys[:, :length] == self.keys[0, :length]).all())
+
+    def union(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every key some row holds (ascending) and each row's values at them, NaN where it lacks the key.
+
+        None when that does not carry the rows exactly: a row whose keys tie (each row orders
+        tied keys by its own values), or rows of different capacities.
+        """
+        rows = [self.keys[row, :length] for row, length in enumerate(self.lengths.tolist())]
+        if (self.capacities != self.capacities[0]).any() or any(np.any(k[1:] <= k[:-1]) for k in rows):
+            return None
+        keys = np.unique(np.concatenate(rows))
+        values = np.full((len(rows), len(keys)), np.nan)
+        for row, row_keys in enumerate(rows):
+            values[row, np.searchsorted(keys, row_keys)] = self.values[row, :len(row_keys)]
+        return keys, values
+
     def sample(self, row: int) -> Sample:
         """Row ``row`` as a `Sample` (views: read it, do not update)."""
         length = self.lengths[row]
@@ -587,38 +619,61 @@ class NumericBlock:
             for row, feature_counts in enumerate(data.counts):
                 counts[row, :len(feature_counts)] = feature_counts
         keys = np.array(data.keys, dtype=float)
-        if np.any(keys[1:] < keys[:-1]):
+        if np.any(keys[1:] < keys[:-1]) or (data.thresholds is not None and np.any(keys[1:] == keys[:-1])):
             return cls.from_data(list(data.sketches().values()), bins)
         n = np.array(data.n, dtype=np.int64)
         empty = n == 0
-        return cls(bins, counts, n, np.array(data.n_null, dtype=np.int64), np.array(data.mean, dtype=float),
-                   np.array(data.m2, dtype=float), np.where(empty, np.inf, np.array(data.min, dtype=float)),
-                   np.where(empty, -np.inf, np.array(data.max, dtype=float)), keys,
-                   np.fromiter(data.values, dtype=float, count=len(data.values)).reshape(n_features, len(keys)),
-                   data.threshold, data.capacity)
+        if data.thresholds is None:
+            values = np.fromiter(data.values, dtype=float, count=len(data.values)).reshape(n_features, len(keys))
+        else:
+            values = np.array(data.values, dtype=float).reshape(n_features, len(keys))  # None: NaN
+        block = cls(bins, counts, n, np.array(data.n_null, dtype=np.int64), np.array(data.mean, dtype=float),
+                    np.array(data.m2, dtype=float), np.where(empty, np.inf, np.array(data.min, dtype=float)),
+                    np.where(empty, -np.inf, np.array(data.max, dtype=float)), keys, values, data.threshold,
+                    data.capacity)
+        if data.thresholds is not None:
+            block._own(FeatureSamples.of_union(keys, values, data.thresholds, data.capacity))
+        return block
 
     def to_block_data(self, names: Sequence[str]) -> NumericBlockData | None:
-        """Wire form of the whole block (``names``: its features, in row order); None when the features'
-        samples differ or a feature has no value (then `to_data` gives the per-feature forms).
+        """Wire form of the whole block (``names``: its features, in row order); None when a feature has
+        no value or its own sample cannot travel in the block (then `to_data` gives the per-feature forms).
 
         The lists come from the block's own arrays, so they already have the shape and types the
         model checks; only finiteness can fail (an infinite input value), and then the model is
         validated, which refuses it as the per-feature form does. Otherwise it is built without
         validation: the same object at half the cost of a partial.
         """
-        if self.own_samples is not None or not self.n.all():
+        if not self.n.all():
             return None
+        own = self.own_samples
+        if own is None:
+            keys, values, threshold, thresholds, capacity = self.keys, self.values, self.threshold, None, self.capacity
+            value_list: list[float | None] = values.ravel().tolist()
+        elif own.uniform():  # as `from_data` reads the same samples: one shared sample
+            length = int(own.lengths[0])
+            keys, values, threshold, thresholds, capacity = (own.keys[0, :length], own.values[:, :length],
+                                                             float(own.thresholds[0]), None, int(own.capacities[0]))
+            value_list = values.ravel().tolist()
+        else:
+            union = own.union()
+            if union is None:
+                return None
+            keys, values = union
+            threshold, thresholds, capacity = 1.0, own.thresholds.tolist(), int(own.capacities[0])  # 1.0: unused
+            value_list = [None if v != v else v for v in values.ravel().tolist()]  # NaN: the row lacks the key
+            values = values[~np.isnan(values)]
         fields = {
             "features": list(names),
             "counts": [row[:b.n_bins] for row, b in zip(self.counts.tolist(), self.bins.bins, strict=True)],
             "n": self.n.tolist(), "n_null": self.n_null.tolist(), "mean": self.mean.tolist(),
             "m2": [max(m2, 0.0) for m2 in self.m2.tolist()], "min": self.min.tolist(), "max": self.max.tolist(),
-            "keys": self.keys.tolist(), "values": self.values.ravel().tolist(), "threshold": self.threshold,
-            "capacity": self.capacity,
+            "keys": keys.tolist(), "values": value_list, "threshold": threshold, "thresholds": thresholds,
+            "capacity": capacity,
         }
-        finite = all(np.isfinite(a).all() for a in (self.keys, self.values, self.mean, self.m2, self.min, self.max))
-        if (finite and len(set(fields["features"])) == len(self.n) and type(self.threshold) is float
-                and type(self.capacity) is int):
+        finite = all(np.isfinite(a).all() for a in (keys, values, self.mean, self.m2, self.min, self.max))
+        if (finite and len(set(fields["features"])) == len(self.n) and type(threshold) is float
+                and type(capacity) is int):
             return NumericBlockData.model_construct(**fields)
         return NumericBlockData(**fields)
 

@@ -12,7 +12,13 @@ from pydantic import ValidationError
 
 from driftline.schemas.codec import RawMessage, decode_batch, encode
 from driftline.schemas.generate import SCHEMA_DIR
-from driftline.schemas.profiles import CategoricalSketchData, NumericBlockData, NumericSketchData, PanePartial
+from driftline.schemas.profiles import (
+    CategoricalSketchData,
+    NumericBlockData,
+    NumericSketchData,
+    PanePartial,
+    SampleData,
+)
 
 
 def _block(**changes: object) -> dict:
@@ -38,12 +44,21 @@ def test_block_unpacks_into_per_feature_sketches() -> None:
     assert list(_partial().sketches()) == ["a", "b", "city"]
 
 
+def test_block_of_samples_that_differ_gives_each_feature_its_keys_and_threshold() -> None:
+    sketches = NumericBlockData(**_block(values=[0.0, None, None, 2.0], thresholds=[0.3, 0.4])).sketches()
+    assert sketches["a"].sample == SampleData(values=[0.0], keys=[0.1], threshold=0.3, capacity=2)
+    assert sketches["b"].sample == SampleData(values=[2.0], keys=[0.2], threshold=0.4, capacity=2)
+
+
 @pytest.mark.parametrize(("changes", "message"), [
     ({"n": [3]}, "one entry per feature"),
     ({"values": [0.0, 1.0, 1.0]}, "one row of len"),
     ({"features": ["a", "a"]}, "unique"),
     ({"m2": [0.1, -0.2]}, "negative"),
     ({"mean": [float("nan"), 0.0]}, "finite"),
+    ({"values": [0.0, None, 1.0, 2.0]}, "None only beside thresholds"),
+    ({"values": [0.0, None, 1.0, 2.0], "thresholds": [0.5]}, "one threshold"),
+    ({"thresholds": [0.5, 1.5]}, "one threshold"),
 ])
 def test_inconsistent_blocks_are_refused(changes: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
