@@ -101,15 +101,29 @@ def _columns(records: Sequence[HeldPrediction], features: dict[str, np.ndarray],
         return Columns(ts, keys, features, np.asarray(scores, dtype=np.float64), prediction_keys, prediction_event)
     numeric_prediction = isinstance(profile.prediction, NumericFeatureProfile)
     prediction = _numeric_predictions(predictions) if numeric_prediction else None
+    labels = None if numeric_prediction else _labels(predictions)
     if prediction is None:
-        raw_prediction = [_prediction_value(p) for p in predictions]
+        raw_prediction = labels if labels is not None else [_prediction_value(p) for p in predictions]
         prediction = to_float(raw_prediction) if numeric_prediction else to_str(raw_prediction)
     score = None
     if profile.prediction_score is not None and isinstance(profile.prediction, CategoricalFeatureProfile):
         positive = binary_positive(profile.prediction.categories)
-        score = to_float([classification_score(p.get("probabilities"), p["label"], positive) if _is_class(p) else None
-                          for p in predictions])
+        if labels is not None and positive is not None:  # every row a class: `classification_score` inline
+            score = to_float([q.get(positive) if isinstance(q := p.get("probabilities"), dict) else None
+                              for p in predictions])
+        else:
+            score = to_float([classification_score(p.get("probabilities"), p["label"], positive) if _is_class(p)
+                              else None for p in predictions])
     return Columns(ts, keys, features, prediction, keys, score=score)
+
+
+def _labels(predictions: list) -> list | None:
+    """Every prediction's label when each is a class (a dict with a label), else None: one pass for the usual case."""
+    try:
+        labels = [p["label"] for p in predictions]
+    except (TypeError, KeyError, IndexError):  # a plain label, a ranking, or a list
+        return None
+    return labels if all(type(p) is dict for p in predictions) else None
 
 
 def _is_class(prediction: object) -> bool:
@@ -179,14 +193,17 @@ def labeled_columns_from_rows(rows: Sequence[LabeledRow], task: str, *,
     (only when every row of the batch carries it).
     """
     if task == "classification":
-        y_pred = [_as_text(p.prediction) for _, p, _ in rows]
-        y_true = [_as_text(o.outcome) for _, _, o in rows]
+        predictions = [p.prediction for _, p, _ in rows]
+        outcomes = [o.outcome for _, _, o in rows]
+        labels = _labels(predictions)
+        y_pred = labels if labels is not None else list(map(_as_text, predictions))
+        y_true = outcomes if all(type(o) is str for o in outcomes) else list(map(_as_text, outcomes))
         scores = None
-        if positive_label is not None:
-            probabilities = [p.prediction.get("probabilities") if _is_class(p.prediction) else None
-                             for _, p, _ in rows]
-            if all(p is not None and positive_label in p for p in probabilities):
-                scores = np.array([p[positive_label] for p in probabilities], dtype=np.float64)
+        if positive_label is not None and labels is not None:  # scores only when every row is a class
+            try:
+                scores = np.array([p["probabilities"][positive_label] for p in predictions], dtype=np.float64)
+            except (TypeError, KeyError):  # a row without probabilities, or without the positive label's
+                scores = None
         return LabeledColumns(np.asarray(y_true, dtype=str), np.asarray(y_pred, dtype=str), scores, None)
     if task == "regression":
         y_true_f = to_float([o.outcome if type(o.outcome) is not dict else None for _, _, o in rows])

@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from driftline.consumers.ingest.columnar import RecordPanes, columns_from_records
+from driftline.consumers.ingest.columnar import RecordPanes, columns_from_records, labeled_columns_from_rows
 from driftline.producers.simulator import Simulator
 from driftline.schemas.codec import RawMessage, decode_batch, decode_records, encode, labeled_json, pending_prediction
 from driftline.schemas.events import LabeledEvent, OutcomeEvent, PredictionEvent
-from driftline.stream.columns import columns_from_events
+from driftline.stream.columns import columns_from_events, labeled_columns
 from driftline.stream.join import labeled_id
 from driftline.stream.panes import PaneAggregator
 from driftline.stream.reference import build_reference
@@ -94,3 +94,41 @@ def encode_state(aggregator: PaneAggregator) -> bytes:
     import orjson
 
     return orjson.dumps(aggregator.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+CLASSES = [{"label": "1", "probabilities": {"0": 0.25, "1": 0.75}},
+           {"label": "0", "probabilities": {"0": 0.5, "1": 0.5}}]
+UNSCORED = [[*CLASSES, {"label": "0"}], [*CLASSES, {"label": "1", "probabilities": None}],
+            [*CLASSES, {"label": "0", "probabilities": {"0": 1.0}}]]
+MIXED = [*CLASSES, "1", {"group_id": "g", "items": [{"item_id": "x", "score": 0.5}]}]
+
+
+@pytest.mark.parametrize("shapes", [CLASSES, *UNSCORED, MIXED],
+                         ids=["classes", "no-probabilities", "null-probabilities", "no-positive", "mixed"])
+def test_class_columns_of_records_equal_the_object_paths_whatever_the_predictions(
+        stream: tuple[dict, list[bytes], list[bytes]], shapes: list[object]) -> None:
+    """Labels and scores read in one pass when every prediction is a class equal the per-row reading; classes
+    without probabilities (or without the positive one's), plain labels and rankings give the same columns."""
+    profile = stream[0]["churn"]
+    predictions = [PredictionEvent(event_id=f"p{i}", ts=1.0 + i, model="churn", model_version="1",
+                                   request_id=f"r{i}", features={}, prediction=shape)
+                   for i, shape in enumerate(shapes * 3)]
+    outcomes = [OutcomeEvent(event_id=f"o{i}", ts=2.0 + i, request_id=f"r{i}", model="churn", outcome=str(i % 2))
+                for i in range(len(predictions))]
+    records = decode_records([RawMessage(encode(p)) for p in predictions], PredictionEvent).records
+    outcome_records = decode_records([RawMessage(encode(o)) for o in outcomes], OutcomeEvent).records
+    expected, actual = columns_from_events(predictions, profile), columns_from_records(records, profile)
+    assert expected.score is not None
+    for name in ("prediction", "score"):
+        np.testing.assert_array_equal(getattr(actual, name), getattr(expected, name), err_msg=name)
+    events = [LabeledEvent.model_validate_json(labeled_json(labeled_id(p.event_id, o.event_id),
+                                                            pending_prediction(p), o))
+              for p, o in zip(records, outcome_records, strict=True)]
+    want = labeled_columns(events, "classification", positive_label="1")
+    got = labeled_columns_from_rows([(e.event_id, p, o) for e, p, o in zip(events, records, outcome_records,
+                                                                            strict=True)],
+                                    "classification", positive_label="1")
+    assert (want.scores is None) == (got.scores is None) == (shapes is not CLASSES)
+    for name in ("y_true", "y_pred", "scores"):
+        if getattr(want, name) is not None:
+            np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
