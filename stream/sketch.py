@@ -307,7 +307,7 @@ class CategoricalSketch:
         counts = np.bincount(ids, minlength=self.bins.n_bins + 1)
         n_null = int(counts[-1])
         if counts[self.bins.unseen]:  # another null (NaN, pd.NA) lands in unseen: pd.isna tells it apart
-            other_nulls = int(pd.isna(values[ids == self.bins.unseen]).sum())
+            other_nulls = int(pd.isna(np.asarray(values, dtype=object)[ids == self.bins.unseen]).sum())
             counts[self.bins.unseen] -= other_nulls
             n_null += other_nulls
         self.counts += counts[:-1]
