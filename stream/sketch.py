@@ -623,17 +623,17 @@ class NumericBlock:
             return cls.from_data(list(data.sketches().values()), bins)
         n = np.array(data.n, dtype=np.int64)
         empty = n == 0
+        own = None
         if data.thresholds is None:
             values = np.fromiter(data.values, dtype=float, count=len(data.values)).reshape(n_features, len(keys))
-        else:
-            values = np.array(data.values, dtype=float).reshape(n_features, len(keys))  # None: NaN
-        block = cls(bins, counts, n, np.array(data.n_null, dtype=np.int64), np.array(data.mean, dtype=float),
-                    np.array(data.m2, dtype=float), np.where(empty, np.inf, np.array(data.min, dtype=float)),
-                    np.where(empty, -np.inf, np.array(data.max, dtype=float)), keys, values, data.threshold,
-                    data.capacity)
-        if data.thresholds is not None:
-            block._own(FeatureSamples.of_union(keys, values, data.thresholds, data.capacity))
-        return block
+        else:  # each feature its own sample: the shared one stays empty
+            own = FeatureSamples.of_union(keys, np.array(data.values, dtype=float).reshape(n_features, len(keys)),
+                                          data.thresholds, data.capacity)  # None: NaN, a key the row lacks
+            keys, values = np.empty(0), np.empty((n_features, 0))
+        return cls(bins, counts, n, np.array(data.n_null, dtype=np.int64), np.array(data.mean, dtype=float),
+                   np.array(data.m2, dtype=float), np.where(empty, np.inf, np.array(data.min, dtype=float)),
+                   np.where(empty, -np.inf, np.array(data.max, dtype=float)), keys, values, data.threshold,
+                   data.capacity, own)
 
     def to_block_data(self, names: Sequence[str]) -> NumericBlockData | None:
         """Wire form of the whole block (``names``: its features, in row order); None when a feature has
@@ -646,23 +646,24 @@ class NumericBlock:
         """
         if not self.n.all():
             return None
-        own = self.own_samples
+        own, thresholds = self.own_samples, None
         if own is None:
-            keys, values, threshold, thresholds, capacity = self.keys, self.values, self.threshold, None, self.capacity
-            value_list: list[float | None] = values.ravel().tolist()
+            keys, values, threshold, capacity = self.keys, self.values, self.threshold, self.capacity
         elif own.uniform():  # as `from_data` reads the same samples: one shared sample
             length = int(own.lengths[0])
-            keys, values, threshold, thresholds, capacity = (own.keys[0, :length], own.values[:, :length],
-                                                             float(own.thresholds[0]), None, int(own.capacities[0]))
-            value_list = values.ravel().tolist()
+            keys, values, threshold, capacity = (own.keys[0, :length], own.values[:, :length],
+                                                 float(own.thresholds[0]), int(own.capacities[0]))
         else:
             union = own.union()
             if union is None:
                 return None
             keys, values = union
             threshold, thresholds, capacity = 1.0, own.thresholds.tolist(), int(own.capacities[0])  # 1.0: unused
-            value_list = [None if v != v else v for v in values.ravel().tolist()]  # NaN: the row lacks the key
-            values = values[~np.isnan(values)]
+        value_list: list[float | None] = values.ravel().tolist()
+        sampled = values
+        if thresholds is not None:  # NaN marks a key the row's own sample lacks
+            value_list = [None if v != v else v for v in value_list]
+            sampled = values[~np.isnan(values)]
         fields = {
             "features": list(names),
             "counts": [row[:b.n_bins] for row, b in zip(self.counts.tolist(), self.bins.bins, strict=True)],
@@ -671,7 +672,7 @@ class NumericBlock:
             "keys": keys.tolist(), "values": value_list, "threshold": threshold, "thresholds": thresholds,
             "capacity": capacity,
         }
-        finite = all(np.isfinite(a).all() for a in (keys, values, self.mean, self.m2, self.min, self.max))
+        finite = all(np.isfinite(a).all() for a in (keys, sampled, self.mean, self.m2, self.min, self.max))
         if (finite and len(set(fields["features"])) == len(self.n) and type(threshold) is float
                 and type(capacity) is int):
             return NumericBlockData.model_construct(**fields)
