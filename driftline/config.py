@@ -161,8 +161,8 @@ class IngestSettings(TransactionalServiceSettings):
         "(ts_in_future): one such event, e.g. in milliseconds, would make every later event late; none = no limit")
     native: bool = Field(
         True, description="the native hot path (driftline-native, built by make install) when it is installed: "
-        "predictions in driftline's own JSON form scanned into columns, labeled records written in Rust; the same "
-        "outputs as the Python path, which false forces")
+        "polls split by input partition, predictions and outcomes in driftline's own JSON form scanned into columns "
+        "and records, labeled records written in Rust; the same outputs as the Python path, which false forces")
 
 
 class MonitorSettings(TransactionalServiceSettings):
