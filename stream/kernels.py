@@ -328,10 +328,21 @@ def resampled_statistics(rows: np.ndarray, values: np.ndarray, means: np.ndarray
       ``run_ends`` the (exclusive) ends of its runs of equal scores; ``positive`` flags each
       index. One walk up the scores adds, for a run's positives, twice the negatives below it
       plus the negatives in it: 2U is an integer, so the AUC equals the sort-based value exactly.
+      The walk is one flat loop that adds each index's class as 0/1 and closes a run at its
+      flagged end (a loop per run, branching on the class, took 1.6 times as long at 1 000 x
+      2 000, the class being a coin toss to the branch predictor).
     """
     n_resamples, size = rows.shape
     n_values = values.shape[0]
     draws = np.zeros(values.shape[1], dtype=np.int64)
+    n_sorted = order.shape[0]
+    sorted_positive = np.empty(n_sorted, dtype=np.int64)  # 0/1 in score order: added, not branched on
+    ends_run = np.zeros(n_sorted, dtype=np.bool_)
+    for k in range(n_sorted):
+        sorted_positive[k] = positive[order[k]]
+    for end in run_ends:
+        ends_run[end - 1] = True
+    no_ties = run_ends.shape[0] == n_sorted
     for r in range(n_resamples):
         draws[:] = 0
         for j in range(size):
@@ -341,22 +352,29 @@ def resampled_statistics(rows: np.ndarray, values: np.ndarray, means: np.ndarray
             for i in range(draws.shape[0]):
                 total += draws[i] * row[i]
             means[r, k] = total / size
-        if order.shape[0] == 0:
+        if n_sorted == 0:
             continue
         twice_u = negatives_below = n_positive = 0
-        start = 0
-        for end in run_ends:
+        if no_ties:  # every run is one index: its positives count the negatives below them twice
+            for k in range(n_sorted):
+                drawn = draws[order[k]]
+                drawn_positive = drawn * sorted_positive[k]
+                twice_u += drawn_positive * negatives_below
+                negatives_below += drawn - drawn_positive
+                n_positive += drawn_positive
+            twice_u *= 2
+        else:
             run_positive = run_negative = 0
-            for k in range(start, end):
-                index = order[k]
-                if positive[index]:
-                    run_positive += draws[index]
-                else:
-                    run_negative += draws[index]
-            twice_u += run_positive * (2 * negatives_below + run_negative)
-            negatives_below += run_negative
-            n_positive += run_positive
-            start = end
+            for k in range(n_sorted):
+                drawn = draws[order[k]]
+                drawn_positive = drawn * sorted_positive[k]
+                run_positive += drawn_positive
+                run_negative += drawn - drawn_positive
+                if ends_run[k]:
+                    twice_u += run_positive * (2 * negatives_below + run_negative)
+                    negatives_below += run_negative
+                    n_positive += run_positive
+                    run_positive = run_negative = 0
         n_negative = size - n_positive
         if n_positive > 0 and n_negative > 0:
             auc[r] = 0.5 * twice_u / (float(n_positive) * float(n_negative))

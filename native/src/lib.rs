@@ -729,7 +729,8 @@ fn optional_name<'a>(cursor: &mut Cursor<'a>, bytes: &'a [u8]) -> Option<Option<
 /// One poll's messages split by input partition in one pass, as ingest takes them: per
 /// (is it the predictions topic, partition), the values, offsets and messages, in order; per
 /// input, whether its last message was an error (a partition-EOF notice, or an error the caller
-/// raises); and the messages with an error, in order.
+/// raises), inputs in the order they first appear; and the messages with an error, in order.
+/// Inputs are kept in Rust until the end: a poll holds thousands of messages of a few inputs.
 #[pyfunction]
 #[allow(clippy::type_complexity)]
 fn split_consumed<'py>(
@@ -737,10 +738,10 @@ fn split_consumed<'py>(
     messages: &Bound<'py, PyList>,
     predictions_topic: &str,
 ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>, Bound<'py, PyList>)> {
-    let inputs = PyDict::new(py);
-    let ends = PyDict::new(py);
     let errors = PyList::empty(py);
-    let mut lists: HashMap<(bool, i64), [Bound<'py, PyList>; 3]> = HashMap::default();
+    // per input in order of first appearance: its key, whether its last message was an error, its lists
+    let mut seen: Vec<((bool, i64), bool, Option<[Bound<'py, PyList>; 3]>)> = Vec::new();
+    let mut current = usize::MAX; // the input of the message before: polls come in runs of one input
     for message in messages.iter() {
         let topic = message.call_method0(intern!(py, "topic"))?;
         let is_predictions = topic
@@ -751,21 +752,36 @@ fn split_consumed<'py>(
             .extract()
             .unwrap_or(-1);
         let key = (is_predictions, partition);
+        if current >= seen.len() || seen[current].0 != key {
+            current = match seen.iter().position(|(seen_key, _, _)| *seen_key == key) {
+                Some(index) => index,
+                None => {
+                    seen.push((key, false, None));
+                    seen.len() - 1
+                }
+            };
+        }
+        let input = &mut seen[current];
         if !message.call_method0(intern!(py, "error"))?.is_none() {
-            ends.set_item(key, true)?;
+            input.1 = true;
             errors.append(&message)?;
             continue;
         }
-        ends.set_item(key, false)?;
-        let [values, offsets, kept] = lists
-            .entry(key)
-            .or_insert_with(|| [PyList::empty(py), PyList::empty(py), PyList::empty(py)]);
+        input.1 = false;
+        let [values, offsets, kept] = input
+            .2
+            .get_or_insert_with(|| [PyList::empty(py), PyList::empty(py), PyList::empty(py)]);
         values.append(message.call_method0(intern!(py, "value"))?)?;
         offsets.append(message.call_method0(intern!(py, "offset"))?)?;
         kept.append(&message)?;
     }
-    for (key, [values, offsets, kept]) in lists {
-        inputs.set_item(key, (values, offsets, kept))?;
+    let inputs = PyDict::new(py);
+    let ends = PyDict::new(py);
+    for (key, ended, lists) in seen {
+        ends.set_item(key, ended)?;
+        if let Some([values, offsets, kept]) = lists {
+            inputs.set_item(key, (values, offsets, kept))?;
+        }
     }
     Ok((inputs, ends, errors))
 }

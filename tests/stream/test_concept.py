@@ -11,6 +11,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from river import drift as river_drift
 from scipy.stats import binomtest
 from sklearn.metrics import roc_auc_score
 
@@ -214,9 +215,9 @@ def test_vectorised_confusion_metrics_equal_label_metrics(labels: list[str]) -> 
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 120), decimals=st.integers(0, 3))
+@given(seed=st.integers(0, 2**32 - 1), size=st.integers(1, 120), decimals=st.sampled_from([0, 1, 2, 3, 12]))
 def test_bootstrap_auc_equals_roc_auc_of_each_resample(seed: int, size: int, decimals: int) -> None:
-    """Counting draws per distinct score gives each resample's mid-rank ROC AUC (ties included), NaN for one class."""
+    """Counting draws per distinct score gives each resample's mid-rank ROC AUC (ties or none), NaN for one class."""
     rng = np.random.default_rng(seed)
     scores = np.round(rng.random(size), decimals)
     is_positive = rng.random(size) < rng.random()
@@ -392,6 +393,36 @@ def error_stream(seed: int, change_at: int = 1000, before: float = 0.1, after: f
                                                               ("page_hinkley", {"threshold": 20.0}, [1118])])
 def test_detectors_fire_after_the_change_point_and_not_before(detector: str, params: dict, expected: list) -> None:
     assert LossMonitor(detector, **params).update(error_stream(42)) == expected
+
+
+def adwin_through_rivers_api(losses: np.ndarray) -> tuple[list[int], int, object]:
+    """What `LossMonitor` reports, by river's public ADWIN API alone (a rise: a detection that raised the
+    estimate), the detections and the detector."""
+    detector, fired, detections = river_drift.ADWIN(), [], 0
+    for position, loss in enumerate(losses.tolist()):
+        before = detector.estimation
+        detector.update(loss)
+        detections += detector.drift_detected
+        if detector.drift_detected and detector.estimation > before:
+            fired.append(position)
+    return fired, detections, detector
+
+
+@pytest.mark.parametrize("batch", [1, 37, 5000])
+def test_adwin_reports_and_keeps_what_rivers_api_does(batch: int) -> None:
+    # rises, a fall (a detection that is not reported) and back-to-back detections across batch ends
+    rng = np.random.default_rng(5)
+    rates = (0.05, 0.4, 0.05, 0.6, 0.9, 0.1)
+    losses = np.concatenate([rng.random(700) < rate for rate in rates]).astype(float)
+    expected, detections, detector = adwin_through_rivers_api(losses)
+    monitor = LossMonitor("adwin")
+    fired = []
+    for start in range(0, len(losses), batch):
+        fired += [start + position for position in monitor.update(losses[start:start + batch])]
+    assert fired == expected and len(expected) >= 3
+    assert detections > len(expected)  # the falls were detected and left out
+    assert monitor._detector._helper.__getstate__() == detector._helper.__getstate__()
+    assert monitor._detector.drift_detected == detector.drift_detected
 
 
 def test_batches_report_positions_within_each_batch() -> None:

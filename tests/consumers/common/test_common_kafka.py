@@ -126,14 +126,20 @@ def test_a_poll_is_split_by_input_alike_in_python_and_in_rust() -> None:
                 Message(topic="p", partition=1, offset=3, value=None),
                 Message(topic="p", partition=0, offset=1, value=b"c"),
                 Message(topic="o", partition=0, offset=6, error=eof),
-                Message(topic="p", partition=2, offset=9, error=eof)]
+                Message(topic="p", partition=2, offset=9, error=eof),
+                Message(topic="p", partition=3, offset=2, error=eof),
+                Message(topic="p", partition=3, offset=2, value=b"d")]
     inputs, ends, errors = split_consumed(messages, "p")
     assert inputs == {(True, 0): ([b"a", b"c"], [0, 1], [messages[0], messages[3]]),
-                      (False, 0): ([b"b"], [5], [messages[1]]), (True, 1): ([None], [3], [messages[2]])}
-    assert ends == {(True, 0): False, (False, 0): True, (True, 1): False, (True, 2): True}
-    assert errors == messages[4:]
+                      (False, 0): ([b"b"], [5], [messages[1]]), (True, 1): ([None], [3], [messages[2]]),
+                      (True, 3): ([b"d"], [2], [messages[7]])}
+    assert ends == {(True, 0): False, (False, 0): True, (True, 1): False, (True, 2): True, (True, 3): False}
+    assert list(ends) == [(True, 0), (False, 0), (True, 1), (True, 2), (True, 3)]  # as they first came
+    assert errors == messages[4:7]
     if native.AVAILABLE:
-        assert native.split_consumed(messages, "p") == (inputs, ends, errors)
+        native_inputs, native_ends, native_errors = native.split_consumed(messages, "p")
+        assert (native_inputs, native_ends, native_errors) == (inputs, ends, errors)
+        assert list(native_ends) == list(ends)
     batch = ConsumedBatch(*inputs[True, 0])
     assert len(batch) == 2 and (batch[-1].value, batch[-1].offset) == (b"c", 1)
     assert [view.raw() for view in batch[:1]] == [to_raw(messages[0])]
