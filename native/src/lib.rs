@@ -250,6 +250,10 @@ struct Layout {
     slots: HashMap<String, Slot>,
     numeric: usize,
     categorical: usize,
+    /// The feature keys of the last event read with this layout that broke the order before,
+    /// with their slots: a producer writes its features in one order, so the next event's keys
+    /// are matched against these by position, without hashing (see `read_features`).
+    order: Vec<(Box<[u8]>, Option<Slot>)>,
 }
 
 #[derive(Clone, Copy)]
@@ -334,6 +338,7 @@ impl PredictionScanner {
                         slots,
                         numeric: numeric.len(),
                         categorical: categorical.len(),
+                        order: Vec::new(),
                     },
                 )
             })
@@ -410,8 +415,10 @@ impl PredictionScanner {
         }
         let model =
             std::str::from_utf8(&model_raw[1..model_raw.len() - 1]).expect("checked as UTF-8");
-        let layout = self.layouts.get(model);
-        let (numeric_len, categorical_len) = layout.map_or((0, 0), |l| (l.numeric, l.categorical));
+        let layout = self.layouts.get_mut(model);
+        let (numeric_len, categorical_len) = layout
+            .as_ref()
+            .map_or((0, 0), |l| (l.numeric, l.categorical));
         let mut numeric = vec![f64::NAN; numeric_len];
         let mut categorical: Vec<Option<&str>> = vec![None; categorical_len];
         if read_features(
@@ -452,14 +459,20 @@ impl PredictionScanner {
                 tail.extend_from_slice(raw);
             }
         }
-        let numeric_bytes: Vec<u8> = numeric.iter().flat_map(|x| x.to_ne_bytes()).collect();
-        let categorical_objects: Vec<PyObject> = categorical
-            .iter()
-            .map(|text| match text {
+        // SAFETY: any f64 is 8 plain bytes; the slice lives as long as `numeric`.
+        let numeric_bytes = unsafe {
+            std::slice::from_raw_parts(
+                numeric.as_ptr().cast::<u8>(),
+                std::mem::size_of_val(&numeric[..]),
+            )
+        };
+        let categorical_objects = PyTuple::new(
+            py,
+            categorical.iter().map(|text| match text {
                 Some(text) => self.string(py, text).into_any(),
                 None => py.None(),
-            })
-            .collect();
+            }),
+        )?;
         let event_id = PyString::new(py, event_id);
         let model = self.string(py, model).into_bound(py);
         let request_id = PyString::new(py, request_id);
@@ -484,8 +497,8 @@ impl PredictionScanner {
             request_id: request_id.unbind(),
             prediction: prediction_object,
             pending: pending.unbind(),
-            numeric: PyBytes::new(py, &numeric_bytes).unbind(),
-            categorical: PyTuple::new(py, categorical_objects)?.unbind(),
+            numeric: PyBytes::new(py, numeric_bytes).unbind(),
+            categorical: categorical_objects.unbind(),
             value: value.clone().unbind(),
             generation: self.generation,
         };
@@ -656,9 +669,13 @@ impl PredictionScanner {
 }
 
 /// Checks the features object and writes the monitored ones into their slots.
+///
+/// Keys are matched by position against the layout's `order` while they follow it: distinct
+/// there, so distinct here, and their slots known. From the first key that does not, every
+/// key is hashed to find repeats and looked up; such an event, once read, becomes the order.
 fn read_features<'a>(
     raw: &'a [u8],
-    layout: Option<&Layout>,
+    mut layout: Option<&mut Layout>,
     numeric: &mut [f64],
     categorical: &mut [Option<&'a str>],
     scratch: &mut String,
@@ -668,18 +685,37 @@ fn read_features<'a>(
     if cursor.eat(b'}').is_some() {
         return cursor.at_end().then_some(());
     }
-    let mut seen: Vec<u64> = Vec::with_capacity(32);
+    let mut on_order = true;
+    let mut seen: Vec<u64> = Vec::new(); // off the order: the hashes of every key read
+    let mut read: Vec<(Box<[u8]>, Option<Slot>)> = Vec::new(); // off the order: the keys, the next order
+    let mut position = 0;
     loop {
         let key = cursor.string()?;
-        let mut hasher = FxHasher::default();
-        hasher.write(key.as_bytes());
-        let hash = hasher.finish();
-        if seen.len() >= MAX_FEATURES || seen.contains(&hash) {
-            return None; // a repeated key would not be written back as it was read (nor, rarely, a collision)
-        }
-        seen.push(hash);
+        let order = layout.as_ref().map_or(&[][..], |l| &l.order[..]);
+        let slot = match order.get(position) {
+            Some((known, slot)) if on_order && **known == *key.as_bytes() => *slot,
+            _ => {
+                if on_order {
+                    on_order = false; // the keys before this one followed the order
+                    seen.extend(order[..position].iter().map(|(known, _)| fx_hash(known)));
+                    if layout.is_some() {
+                        read.extend(order[..position].iter().cloned());
+                    }
+                }
+                let hash = fx_hash(key.as_bytes());
+                if seen.len() >= MAX_FEATURES || seen.contains(&hash) {
+                    return None; // a repeated key would not be written back as it was read (nor, rarely, a collision)
+                }
+                seen.push(hash);
+                let slot = layout.as_ref().and_then(|l| l.slots.get(key).copied());
+                if layout.is_some() {
+                    read.push((key.as_bytes().into(), slot));
+                }
+                slot
+            }
+        };
+        position += 1;
         cursor.eat(b':')?;
-        let slot = layout.and_then(|l| l.slots.get(key).copied());
         match cursor.peek()? {
             b'"' => {
                 let text = cursor.string()?;
@@ -707,7 +743,21 @@ fn read_features<'a>(
         }
     }
     cursor.eat(b'}')?;
-    cursor.at_end().then_some(())
+    if !cursor.at_end() {
+        return None;
+    }
+    if let Some(layout) = layout.as_mut() {
+        if !on_order {
+            layout.order = read;
+        }
+    }
+    Some(())
+}
+
+fn fx_hash(bytes: &[u8]) -> u64 {
+    let mut hasher = FxHasher::default();
+    hasher.write(bytes);
+    hasher.finish()
 }
 
 enum ClassValue<'a> {

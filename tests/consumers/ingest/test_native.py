@@ -190,6 +190,47 @@ def test_every_prediction_scanned_is_what_the_python_path_reads() -> None:
     assert checked >= 0.9 * (len(values) - ranking)  # the Python path is the exception, not the rule
 
 
+def _scanned_fields(record: object) -> tuple | None:
+    if record is None:
+        return None
+    return (record.event_id, record.model, record.prediction, record.pending, record.numeric, record.categorical)
+
+
+@needs_native
+def test_the_feature_order_a_scanner_learnt_never_changes_what_it_reads() -> None:
+    """A scanner matches keys against the last order it saw: it must read every event as one that saw nothing."""
+    sim = _simulator(missing_fraction=0.05)
+    profiles = _profiles(sim)
+    values = [v for batch in sim.batches(300, batch_size=300)
+              for kind, v in zip(batch.kinds, batch.values, strict=True) if kind == "predictions"]
+    event = orjson.loads(next(v for v in values if b'"model":"a"' in v))
+    keys = list(event["features"])
+
+    def with_features(names: list[str], value_of: dict | None = None) -> bytes:
+        features = {name: (value_of or event["features"]).get(name) for name in names}
+        return orjson.dumps({**event, "features": features})
+
+    def repeated(names: list[str], at: int) -> bytes:  # a key written twice: orjson cannot, so splice it
+        body = orjson.dumps({**event, "features": {name: event["features"][name] for name in names}})
+        first = f'"{names[0]}":'.encode() + orjson.dumps(event["features"][names[0]])
+        parts = body.split(b",")
+        feature_start = next(i for i, part in enumerate(parts) if part.startswith(b'"features":{'))
+        parts.insert(feature_start + at, first)
+        return b",".join(parts)
+
+    shuffled = np.random.default_rng(3).permutation(keys).tolist()
+    odd = [with_features(list(reversed(keys))), with_features(keys[:5]), with_features([*keys, "new_one"]),
+           with_features(shuffled), with_features(keys[1:]), with_features(keys), repeated(keys, len(keys)),
+           repeated(keys, 2), with_features(keys, {name: None for name in keys}), with_features(keys[:1]),
+           repeated(keys[:3], 3), with_features(keys)]
+    stream = [*values[:50], *odd, *values[50:100], *reversed(odd), *values[100:]]
+    learnt = _scanner(profiles).scan(stream, 1_048_576, math.inf)
+    fresh = [_scanner(profiles).scan([value], 1_048_576, math.inf)[0] for value in stream]
+    assert list(map(_scanned_fields, learnt)) == list(map(_scanned_fields, fresh))
+    assert [record is None for record in learnt[50:50 + len(odd)]] == [False] * 6 + [True, True, False, False, True,
+                                                                                      False]
+
+
 @needs_native
 def test_every_outcome_scanned_is_what_the_python_path_reads() -> None:
     sim = _simulator(malformed_fraction=0.05)
