@@ -207,6 +207,10 @@ class PaneAggregator:
         bins = self._bins.get(model)
         return bins.profile if bins else None
 
+    def bins(self, model: str) -> ProfileBins | None:
+        """The bins events of ``model`` are sketched into, if it has a profile."""
+        return self._bins.get(model)
+
     def set_profile(self, profile: ReferenceProfile) -> None:
         """Use a new reference for the model from now on; open panes keep the reference they began with."""
         self._bins[profile.model] = ProfileBins.of(profile)

@@ -142,6 +142,10 @@ class CategoricalBins:
         lookup = self._bin_or_none_of.get if none_apart else self._bin_of.get
         return np.fromiter(map(lookup, values, itertools.repeat(self.unseen)), dtype=np.intp, count=len(values))
 
+    def category_ids(self) -> dict[str, int]:
+        """The bin of every category these bins know (`ids` puts any other value in ``unseen``)."""
+        return dict(self._bin_of)
+
     def labels(self) -> list[str]:
         """Bin names, for reports."""
         return [*self.categories, "other", "unseen"]
@@ -300,13 +304,18 @@ class CategoricalSketch:
         return cls(bins, np.zeros(bins.n_bins, dtype=np.int64), 0, 0)
 
     def update(self, values: np.ndarray, keys: np.ndarray | None = None) -> None:
-        """Add a batch (object array of str, None for null); ``keys`` are unused (no sample)."""
+        """Add a batch (object array of str, None for null); ``keys`` are unused (no sample).
+
+        An integer array is the batch's bin ids already, as ``bins.ids(values, none_apart=True)``
+        gives them: ingest's native scanner bins strings while it reads them.
+        """
         if len(values) == 0:
             return
-        ids = self.bins.ids(values, none_apart=True)
+        binned = values.dtype.kind == "i"
+        ids = values if binned else self.bins.ids(values, none_apart=True)
         counts = np.bincount(ids, minlength=self.bins.n_bins + 1)
         n_null = int(counts[-1])
-        if counts[self.bins.unseen]:  # another null (NaN, pd.NA) lands in unseen: pd.isna tells it apart
+        if counts[self.bins.unseen] and not binned:  # another null (NaN, pd.NA) lands in unseen: pd.isna tells it
             other_nulls = int(pd.isna(np.asarray(values, dtype=object)[ids == self.bins.unseen]).sum())
             counts[self.bins.unseen] -= other_nulls
             n_null += other_nulls

@@ -66,10 +66,10 @@ def columns_from_scanned(records: Sequence[ScannedPrediction], profile: Referenc
     if numeric:
         matrix = np.frombuffer(b"".join(map(attrgetter("numeric"), records)), dtype=np.float64)
         features.update(zip(numeric, np.ascontiguousarray(matrix.reshape(len(records), len(numeric)).T), strict=True))
-    if categorical:
-        columns = zip(*map(attrgetter("categorical"), records), strict=True)
-        features.update((name, np.array(column, dtype=object))
-                        for name, column in zip(categorical, columns, strict=True))
+    if categorical:  # bin ids, which the categorical sketches take as they are
+        ids = np.frombuffer(b"".join(map(attrgetter("categorical"), records)), dtype=np.intp)
+        features.update(zip(categorical, np.ascontiguousarray(ids.reshape(len(records), len(categorical)).T),
+                            strict=True))
     return _columns(records, features, profile, seed)
 
 
@@ -265,9 +265,10 @@ class RecordPanes(PaneAggregator):
         if self._scanner is None:
             layouts = {}
             for model in self.models:
-                profile = self.profile(model)
+                profile, bins = self.profile(model), self.bins(model).features
                 numeric = _numeric_names(profile)
-                layouts[model] = (numeric, [name for name in profile.features if name not in numeric])
+                layouts[model] = (numeric, [(name, bins[name].category_ids(), bins[name].unseen, bins[name].n_bins)
+                                            for name in profile.features if name not in numeric])
             self._scanner = PredictionScanner(layouts, self._layout_generation, PendingPrediction)
         return self._scanner
 

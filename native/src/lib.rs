@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyString};
 use sha2::{Digest, Sha256};
 
 const NAME_MAX_CHARS: usize = 256;
@@ -245,15 +245,31 @@ const POW10: [f64; 23] = [
 ];
 
 /// Where a model's monitored features go: numeric ones into a row of floats, categorical ones
-/// into a tuple of strings, both in the reference profile's order.
+/// into a row of their bins' ids, both in the reference profile's order.
 struct Layout {
     slots: HashMap<String, Slot>,
     numeric: usize,
-    categorical: usize,
+    categories: Vec<CategoryBins>,
     /// The feature keys of the last event read with this layout that broke the order before,
     /// with their slots: a producer writes its features in one order, so the next event's keys
     /// are matched against these by position, without hashing (see `read_features`).
     order: Vec<(Box<[u8]>, Option<Slot>)>,
+}
+
+/// A categorical feature's bins, as `CategoricalBins.ids` numbers them with ``none_apart``.
+struct CategoryBins {
+    ids: HashMap<String, isize>,
+    unseen: isize,
+    null: isize,
+}
+
+impl CategoryBins {
+    fn id(&self, value: Option<&str>) -> isize {
+        match value {
+            Some(text) => self.ids.get(text).copied().unwrap_or(self.unseen),
+            None => self.null,
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -276,8 +292,9 @@ struct ScannedPrediction {
     pending: PyObject,
     /// The profile's numeric features as native float64s, in its order (NaN: null or missing).
     numeric: Py<PyBytes>,
-    /// The profile's categorical features, in its order (None: null or missing).
-    categorical: Py<PyTuple>,
+    /// The profile's categorical features as their bins' ids, native intp, in its order (as
+    /// `CategoricalBins.ids` with ``none_apart`` gives them: null or missing is ``n_bins``).
+    categorical: Py<PyBytes>,
     /// The message as it was read, for the Python path when the layout is out of date.
     value: Py<PyBytes>,
     generation: u64,
@@ -312,13 +329,26 @@ struct PredictionScanner {
 
 #[pymethods]
 impl PredictionScanner {
-    /// ``layouts``: model -> (numeric feature names, categorical feature names), each in the
-    /// profile's order; ``generation`` is stamped on every `ScannedPrediction`; ``pending_type``
-    /// is `PendingPrediction`.
+    /// ``layouts``: model -> (numeric feature names, categorical features), each in the
+    /// profile's order, a categorical feature as (name, bin id per category, the unseen bin's
+    /// id, the null id); ``generation`` is stamped on every `ScannedPrediction`;
+    /// ``pending_type`` is `PendingPrediction`.
     #[new]
+    #[allow(clippy::type_complexity)]
     fn new(
         py: Python<'_>,
-        layouts: std::collections::HashMap<String, (Vec<String>, Vec<String>)>,
+        layouts: std::collections::HashMap<
+            String,
+            (
+                Vec<String>,
+                Vec<(
+                    String,
+                    std::collections::HashMap<String, isize>,
+                    isize,
+                    isize,
+                )>,
+            ),
+        >,
         generation: u64,
         pending_type: PyObject,
     ) -> Self {
@@ -329,15 +359,21 @@ impl PredictionScanner {
                 for (index, name) in numeric.iter().enumerate() {
                     slots.insert(name.clone(), Slot::Numeric(index));
                 }
-                for (index, name) in categorical.iter().enumerate() {
-                    slots.insert(name.clone(), Slot::Categorical(index));
+                let mut categories = Vec::with_capacity(categorical.len());
+                for (index, (name, ids, unseen, null)) in categorical.into_iter().enumerate() {
+                    slots.insert(name, Slot::Categorical(index));
+                    categories.push(CategoryBins {
+                        ids: ids.into_iter().collect(),
+                        unseen,
+                        null,
+                    });
                 }
                 (
                     model,
                     Layout {
                         slots,
                         numeric: numeric.len(),
-                        categorical: categorical.len(),
+                        categories,
                         order: Vec::new(),
                     },
                 )
@@ -418,7 +454,7 @@ impl PredictionScanner {
         let layout = self.layouts.get_mut(model);
         let (numeric_len, categorical_len) = layout
             .as_ref()
-            .map_or((0, 0), |l| (l.numeric, l.categorical));
+            .map_or((0, 0), |l| (l.numeric, l.categories.len()));
         let mut numeric = vec![f64::NAN; numeric_len];
         let mut categorical: Vec<Option<&str>> = vec![None; categorical_len];
         if read_features(
@@ -459,20 +495,12 @@ impl PredictionScanner {
                 tail.extend_from_slice(raw);
             }
         }
-        // SAFETY: any f64 is 8 plain bytes; the slice lives as long as `numeric`.
-        let numeric_bytes = unsafe {
-            std::slice::from_raw_parts(
-                numeric.as_ptr().cast::<u8>(),
-                std::mem::size_of_val(&numeric[..]),
-            )
-        };
-        let categorical_objects = PyTuple::new(
-            py,
-            categorical.iter().map(|text| match text {
-                Some(text) => self.string(py, text).into_any(),
-                None => py.None(),
-            }),
-        )?;
+        let categorical_ids: Vec<isize> = self.layouts.get(model).map_or(Vec::new(), |layout| {
+            let bins = layout.categories.iter();
+            bins.zip(&categorical)
+                .map(|(bins, value)| bins.id(*value))
+                .collect()
+        });
         let event_id = PyString::new(py, event_id);
         let model = self.string(py, model).into_bound(py);
         let request_id = PyString::new(py, request_id);
@@ -497,8 +525,8 @@ impl PredictionScanner {
             request_id: request_id.unbind(),
             prediction: prediction_object,
             pending: pending.unbind(),
-            numeric: PyBytes::new(py, numeric_bytes).unbind(),
-            categorical: categorical_objects.unbind(),
+            numeric: PyBytes::new(py, plain_bytes(&numeric)).unbind(),
+            categorical: PyBytes::new(py, plain_bytes(&categorical_ids)).unbind(),
             value: value.clone().unbind(),
             generation: self.generation,
         };
@@ -752,6 +780,19 @@ fn read_features<'a>(
         }
     }
     Some(())
+}
+
+/// Numbers whose bytes are all value: no padding.
+trait Plain: Copy {}
+impl Plain for f64 {}
+impl Plain for isize {}
+
+/// Numbers as their native bytes, as numpy's ``frombuffer`` reads them.
+fn plain_bytes<T: Plain>(values: &[T]) -> &[u8] {
+    // SAFETY: `Plain` types have no padding; the slice borrows `values`.
+    unsafe {
+        std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
+    }
 }
 
 fn fx_hash(bytes: &[u8]) -> u64 {

@@ -100,6 +100,16 @@ def test_categorical_sketch_counts_other_unseen_and_nulls() -> None:
     assert CATS.labels() == ["a", "b", "c", "other", "unseen"]
 
 
+def test_a_categorical_sketch_takes_bin_ids_as_the_values_they_bin() -> None:
+    strings = np.array(["a", "d", "zzz", None, "a", "c", None, "b"], dtype=object)  # JSON strings: no NaN
+    by_value, by_id = CategoricalSketch.empty(CATS), CategoricalSketch.empty(CATS)
+    by_value.update(strings)
+    by_id.update(CATS.ids(strings, none_apart=True))
+    assert (by_id.counts.tolist(), by_id.n, by_id.n_null) == (by_value.counts.tolist(), by_value.n, by_value.n_null)
+    assert by_id.counts.tolist() == [2, 1, 1, 1, 1] and by_id.n_null == 2
+    assert CATS.category_ids() == {"a": 0, "b": 1, "c": 2, "d": 3}
+
+
 @pytest.mark.parametrize("kind", ["numeric", "categorical"])
 def test_wire_form_and_pickle_round_trip(kind: str) -> None:
     if kind == "numeric":

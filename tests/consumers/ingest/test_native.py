@@ -32,6 +32,7 @@ from driftline.schemas.codec import (
 )
 from driftline.schemas.events import OutcomeEvent, PredictionEvent
 from driftline.stream.join import labeled_id
+from driftline.stream.panes import ProfileBins
 from driftline.stream.reference import build_reference
 
 
@@ -166,7 +167,7 @@ def test_every_prediction_scanned_is_what_the_python_path_reads() -> None:
     assert scanner.scan([read[0]], len(read[0]) - 1, math.inf) == [None]  # too large: Python rejects it
     assert scanner.scan([read[0]], 1_048_576, 1.0) == [None]  # ts_in_future, likewise
     assert scanner.scan([None], 1_048_576, math.inf) == [None]
-    checked = 0
+    checked = unseen = 0
     for value, record in zip([*values, *read], scanned, strict=False):
         if record is None:
             continue
@@ -184,10 +185,15 @@ def test_every_prediction_scanned_is_what_the_python_path_reads() -> None:
             numeric = np.frombuffer(record.numeric, dtype=np.float64)
             names = [n for n in profile.features if columns.features[n].dtype == np.float64]
             np.testing.assert_array_equal(numeric, [columns.features[n][0] for n in names])
-            assert list(record.categorical) == [columns.features[n][0] for n in profile.features if n not in names]
+            bins = ProfileBins.of(profile).features
+            assert np.frombuffer(record.categorical, dtype=np.intp).tolist() == [  # binned as the sketches bin
+                bins[n].ids(columns.features[n][:1], none_apart=True)[0] for n in profile.features if n not in names]
+            unseen += sum(columns.features[n][0] not in bins[n].category_ids() for n in profile.features
+                          if n not in names and columns.features[n][0] is not None)
         checked += 1
     ranking = sum(1 for v in values if b'"items"' in v)
     assert checked >= 0.9 * (len(values) - ranking)  # the Python path is the exception, not the rule
+    assert unseen >= 1
 
 
 def _scanned_fields(record: object) -> tuple | None:
