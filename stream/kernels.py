@@ -317,7 +317,7 @@ def resampled_statistics(rows: np.ndarray, values: np.ndarray, means: np.ndarray
     """Per bootstrap resample: the mean of each row of ``values`` and, when asked, the ROC AUC.
 
     A row of ``rows`` holds the sample indices one resample drew (int16 when the sample is small
-    enough, since drawing them is a third of a window's test; int64 else); ``values`` has a column per
+    enough: drawn faster, and a quarter of the memory; int64 else); ``values`` has a column per
     sample index (and may have no row). Both statistics depend only
     on how often each index was drawn, so each resample is one count of its draws (no
     gathered copy of the values) followed by

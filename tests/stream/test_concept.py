@@ -15,7 +15,14 @@ from river import drift as river_drift
 from scipy.stats import binomtest
 from sklearn.metrics import roc_auc_score
 
-from driftline.stream.concept import ConceptDriftTest, LabeledSketch, LossMonitor, _auc_replicates, _confusion_metrics
+from driftline.stream.concept import (
+    ConceptDriftTest,
+    LabeledSketch,
+    LossMonitor,
+    _auc_replicates,
+    _confusion_metrics,
+    _resample_rows,
+)
 from driftline.stream.performance import compute_metrics, label_metrics
 
 # --- seeded data ------------------------------------------------------------------------
@@ -137,6 +144,20 @@ def test_to_dict_round_trips_through_json(task: str) -> None:
     assert restored.to_dict() == sketch.to_dict()
     assert restored.metrics() == sketch.metrics()
     assert pickle.loads(pickle.dumps(sketch)).to_dict() == sketch.to_dict()
+    for name, column in sketch._sample.items():  # the same arrays, string widths included
+        assert restored._sample[name].dtype == column.dtype
+        np.testing.assert_array_equal(restored._sample[name], column)
+
+
+@pytest.mark.parametrize("labels", [[], ["a"], ["yes", "no"], ["ja", "née", "𝔁"]])
+def test_a_restored_sample_keeps_its_labels_as_numpy_types_them(labels: list[str]) -> None:
+    sketch = LabeledSketch.empty("classification")
+    if labels:
+        sketch.update(np.array(labels * 3), np.array(labels[::-1] * 3))
+    restored = LabeledSketch.from_dict(orjson.loads(orjson.dumps(sketch.to_dict())))
+    for name in ("true", "pred"):
+        assert restored._sample[name].dtype == np.asarray(sketch.to_dict()["sample"][name], dtype=str).dtype
+        np.testing.assert_array_equal(restored._sample[name], sketch._sample[name])
 
 
 @settings(max_examples=40, deadline=None)
@@ -364,6 +385,30 @@ def test_same_seed_same_verdicts() -> None:
     assert ConceptDriftTest("regression", reference, seed=3).evaluate(window) == ConceptDriftTest(
         "regression", reference, seed=3
     ).evaluate(window)
+
+
+@pytest.mark.parametrize(("sample_size", "n_boot", "cached"), [(2000, 1000, True), (50_000, 100, False)])
+def test_resample_rows_depend_on_seed_and_sizes_only(sample_size: int, n_boot: int, cached: bool) -> None:
+    """Windows with full samples share one draw; draws too large to keep are made again, the same."""
+    first, again = list(_resample_rows(5, sample_size, n_boot)), list(_resample_rows(5, sample_size, n_boot))
+    assert sum(len(rows) for rows in first) == n_boot and (len(first) == 1) == cached
+    assert all(rows.shape[1] == sample_size and rows.min() >= 0 and rows.max() < sample_size for rows in first)
+    assert all((a is b) == cached and np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    other = np.concatenate(list(_resample_rows(6, sample_size, n_boot)))
+    assert not np.array_equal(other, np.concatenate(first))
+    counts = np.bincount(np.concatenate(first).ravel(), minlength=sample_size)
+    assert counts.min() > 0.5 * n_boot and counts.max() < 1.5 * n_boot  # uniform over the sample
+
+
+def test_two_windows_with_full_samples_are_tested_with_the_same_draws_and_keep_their_own_verdicts() -> None:
+    reference = reference_performance("classification")
+    test = ConceptDriftTest("classification", reference, seed=3)
+    fine = sketch_of("classification", classification_rows(71, 5000, accuracy=0.90))
+    worse = sketch_of("classification", classification_rows(72, 5000, accuracy=0.80))
+    verdicts = {r.metric: r.dropped for r in test.evaluate(worse)}
+    assert not any(r.dropped for r in test.evaluate(fine))
+    assert verdicts["roc_auc"] or verdicts["log_loss"]  # sample-bootstrapped metrics still see the drop
+    assert test.evaluate(worse) == ConceptDriftTest("classification", reference, seed=3).evaluate(worse)
 
 
 @pytest.mark.parametrize(
