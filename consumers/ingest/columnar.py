@@ -62,15 +62,18 @@ def columns_from_scanned(records: Sequence[ScannedPrediction], profile: Referenc
     """`columns_from_records` for predictions the native scanner read with this profile's layout."""
     numeric = _numeric_names(profile)
     categorical = [name for name in profile.features if name not in numeric]
-    features: dict[str, np.ndarray] = {}
-    if numeric:
-        matrix = np.frombuffer(b"".join(map(attrgetter("numeric"), records)), dtype=np.float64)
-        features.update(zip(numeric, np.ascontiguousarray(matrix.reshape(len(records), len(numeric)).T), strict=True))
-    if categorical:  # bin ids, which the categorical sketches take as they are
-        ids = np.frombuffer(b"".join(map(attrgetter("categorical"), records)), dtype=np.intp)
-        features.update(zip(categorical, np.ascontiguousarray(ids.reshape(len(records), len(categorical)).T),
-                            strict=True))
+    features = {**_scanned_columns(records, "numeric", np.float64, numeric),
+                **_scanned_columns(records, "categorical", np.intp, categorical)}  # bin ids: the sketches take them
     return _columns(records, features, profile, seed)
+
+
+def _scanned_columns(records: Sequence[ScannedPrediction], field: str, dtype: type,
+                     names: list[str]) -> dict[str, np.ndarray]:
+    """A column per name from each record's ``field``: a row of ``len(names)`` native numbers, in that order."""
+    if not names:
+        return {}
+    matrix = np.frombuffer(b"".join(map(attrgetter(field), records)), dtype=dtype)
+    return dict(zip(names, np.ascontiguousarray(matrix.reshape(len(records), len(names)).T), strict=True))
 
 
 def _numeric_names(profile: ReferenceProfile) -> list[str]:
@@ -265,10 +268,10 @@ class RecordPanes(PaneAggregator):
         if self._scanner is None:
             layouts = {}
             for model in self.models:
-                profile, bins = self.profile(model), self.bins(model).features
-                numeric = _numeric_names(profile)
-                layouts[model] = (numeric, [(name, bins[name].category_ids(), bins[name].unseen, bins[name].n_bins)
-                                            for name in profile.features if name not in numeric])
+                bins = self.bins(model)
+                numeric = _numeric_names(bins.profile)
+                layouts[model] = (numeric, [(name, b.category_ids(), b.unseen, b.n_bins)
+                                            for name, b in bins.features.items() if name not in numeric])
             self._scanner = PredictionScanner(layouts, self._layout_generation, PendingPrediction)
         return self._scanner
 

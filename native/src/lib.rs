@@ -264,11 +264,8 @@ struct CategoryBins {
 }
 
 impl CategoryBins {
-    fn id(&self, value: Option<&str>) -> isize {
-        match value {
-            Some(text) => self.ids.get(text).copied().unwrap_or(self.unseen),
-            None => self.null,
-        }
+    fn id(&self, text: &str) -> isize {
+        self.ids.get(text).copied().unwrap_or(self.unseen)
     }
 }
 
@@ -452,11 +449,10 @@ impl PredictionScanner {
         let model =
             std::str::from_utf8(&model_raw[1..model_raw.len() - 1]).expect("checked as UTF-8");
         let layout = self.layouts.get_mut(model);
-        let (numeric_len, categorical_len) = layout
-            .as_ref()
-            .map_or((0, 0), |l| (l.numeric, l.categories.len()));
-        let mut numeric = vec![f64::NAN; numeric_len];
-        let mut categorical: Vec<Option<&str>> = vec![None; categorical_len];
+        let mut numeric = vec![f64::NAN; layout.as_ref().map_or(0, |l| l.numeric)];
+        let mut categorical: Vec<isize> = layout.as_ref().map_or(Vec::new(), |l| {
+            l.categories.iter().map(|bins| bins.null).collect()
+        });
         if read_features(
             features,
             layout,
@@ -495,12 +491,6 @@ impl PredictionScanner {
                 tail.extend_from_slice(raw);
             }
         }
-        let categorical_ids: Vec<isize> = self.layouts.get(model).map_or(Vec::new(), |layout| {
-            let bins = layout.categories.iter();
-            bins.zip(&categorical)
-                .map(|(bins, value)| bins.id(*value))
-                .collect()
-        });
         let event_id = PyString::new(py, event_id);
         let model = self.string(py, model).into_bound(py);
         let request_id = PyString::new(py, request_id);
@@ -526,7 +516,7 @@ impl PredictionScanner {
             prediction: prediction_object,
             pending: pending.unbind(),
             numeric: PyBytes::new(py, plain_bytes(&numeric)).unbind(),
-            categorical: PyBytes::new(py, plain_bytes(&categorical_ids)).unbind(),
+            categorical: PyBytes::new(py, plain_bytes(&categorical)).unbind(),
             value: value.clone().unbind(),
             generation: self.generation,
         };
@@ -683,7 +673,7 @@ impl PredictionScanner {
         Some(probabilities)
     }
 
-    /// A Python string for a short text seen often (model names, labels, categories), made once.
+    /// A Python string for a short text seen often (model names, labels), made once.
     fn string(&mut self, py: Python<'_>, text: &str) -> Py<PyString> {
         if let Some(cached) = self.strings.get(text) {
             return cached.clone_ref(py);
@@ -696,16 +686,17 @@ impl PredictionScanner {
     }
 }
 
-/// Checks the features object and writes the monitored ones into their slots.
+/// Checks the features object and writes the monitored ones into their slots: numeric values
+/// as floats, categorical ones as their bins' ids (``categorical`` comes filled with the null ids).
 ///
 /// Keys are matched by position against the layout's `order` while they follow it: distinct
 /// there, so distinct here, and their slots known. From the first key that does not, every
 /// key is hashed to find repeats and looked up; such an event, once read, becomes the order.
-fn read_features<'a>(
-    raw: &'a [u8],
+fn read_features(
+    raw: &[u8],
     mut layout: Option<&mut Layout>,
     numeric: &mut [f64],
-    categorical: &mut [Option<&'a str>],
+    categorical: &mut [isize],
     scratch: &mut String,
 ) -> Option<()> {
     let mut cursor = Cursor::new(raw);
@@ -748,7 +739,13 @@ fn read_features<'a>(
             b'"' => {
                 let text = cursor.string()?;
                 match slot {
-                    Some(Slot::Categorical(index)) => categorical[index] = Some(text),
+                    Some(Slot::Categorical(index)) => {
+                        let bins = &layout
+                            .as_ref()
+                            .expect("a slot comes from the layout")
+                            .categories;
+                        categorical[index] = bins[index].id(text);
+                    }
                     Some(Slot::Numeric(_)) => return None, // to_float parses strings: Python decides
                     None => {}
                 }
