@@ -59,21 +59,47 @@ def columns_from_records(records: Sequence[PredictionRecord], profile: Reference
 
 def columns_from_scanned(records: Sequence[ScannedPrediction], profile: ReferenceProfile, *,
                          seed: int = 0) -> Columns:
-    """`columns_from_records` for predictions the native scanner read with this profile's layout."""
+    """`columns_from_records` for predictions the native scanner read with this profile's layout.
+
+    The native `scanned_columns` reads times, key hashes, features and (in the usual forms)
+    the prediction's columns in one pass; the categorical features are bin ids, which the
+    sketches take as they are.
+    """
     numeric = _numeric_names(profile)
     categorical = [name for name in profile.features if name not in numeric]
-    features = {**_scanned_columns(records, "numeric", np.float64, numeric),
-                **_scanned_columns(records, "categorical", np.intp, categorical)}  # bin ids: the sketches take them
-    return _columns(records, features, profile, seed)
+    numeric_prediction = isinstance(profile.prediction, NumericFeatureProfile)
+    positive = _inline_score_label(profile)
+    ts, crc, numeric_rows, categorical_rows, prediction, score = native.scanned_columns(
+        records if type(records) is list else list(records), len(numeric), len(categorical), numeric_prediction,
+        positive)
+    features = {**_feature_rows(numeric_rows, np.float64, numeric, len(records)),
+                **_feature_rows(categorical_rows, np.intp, categorical, len(records))}
+    if profile.task == "ranking":  # the scanner reads no ranking: class or float predictions given to a ranker
+        return _columns(records, features, profile, seed)
+    features = {name: features[name] for name in profile.features}
+    keys = hashed_keys(np.frombuffer(crc, dtype=np.uint32), seed=seed)
+    if prediction is None or (positive is not None and score is None):
+        prediction, score = _prediction_columns(list(map(attrgetter("prediction"), records)), profile)
+    elif numeric_prediction:
+        prediction = np.frombuffer(prediction, dtype=np.float64)
+    else:
+        prediction = np.array(prediction, dtype=object)  # labels, all str: what `to_str` gives
+        score = None if score is None else np.frombuffer(score, dtype=np.float64)
+    return Columns(np.frombuffer(ts, dtype=np.float64), keys, features, prediction, keys, score=score)
 
 
-def _scanned_columns(records: Sequence[ScannedPrediction], field: str, dtype: type,
-                     names: list[str]) -> dict[str, np.ndarray]:
-    """A column per name from each record's ``field``: a row of ``len(names)`` native numbers, in that order."""
+def _feature_rows(data: bytearray, dtype: type, names: list[str], n_rows: int) -> dict[str, np.ndarray]:
+    """A column per name from native numbers written feature-major: a row of ``n_rows`` per name."""
     if not names:
         return {}
-    matrix = np.frombuffer(b"".join(map(attrgetter(field), records)), dtype=dtype)
-    return dict(zip(names, np.ascontiguousarray(matrix.reshape(len(records), len(names)).T), strict=True))
+    return dict(zip(names, np.frombuffer(data, dtype=dtype).reshape(len(names), n_rows), strict=True))
+
+
+def _inline_score_label(profile: ReferenceProfile) -> str | None:
+    """The class whose probability is a binary classifier's score, when the profile monitors one."""
+    if profile.prediction_score is None or not isinstance(profile.prediction, CategoricalFeatureProfile):
+        return None
+    return binary_positive(profile.prediction.categories)
 
 
 def _numeric_names(profile: ReferenceProfile) -> list[str]:
@@ -102,6 +128,12 @@ def _columns(records: Sequence[HeldPrediction], features: dict[str, np.ndarray],
         event_part = (keys[prediction_event] * 2**52).astype(np.uint64) << np.uint64(8)
         prediction_keys = hashed_keys(event_part + np.asarray(positions, dtype=np.uint64), seed=seed)
         return Columns(ts, keys, features, np.asarray(scores, dtype=np.float64), prediction_keys, prediction_event)
+    prediction, score = _prediction_columns(predictions, profile)
+    return Columns(ts, keys, features, prediction, keys, score=score)
+
+
+def _prediction_columns(predictions: list, profile: ReferenceProfile) -> tuple[np.ndarray, np.ndarray | None]:
+    """The prediction column of a task that is not ranking, and its score column (None: not monitored)."""
     numeric_prediction = isinstance(profile.prediction, NumericFeatureProfile)
     prediction = _numeric_predictions(predictions) if numeric_prediction else None
     labels = None if numeric_prediction else _labels(predictions)
@@ -117,7 +149,7 @@ def _columns(records: Sequence[HeldPrediction], features: dict[str, np.ndarray],
         else:
             score = to_float([classification_score(p.get("probabilities"), p["label"], positive) if _is_class(p)
                               else None for p in predictions])
-    return Columns(ts, keys, features, prediction, keys, score=score)
+    return prediction, score
 
 
 def _labels(predictions: list) -> list | None:
@@ -293,13 +325,38 @@ class RecordPanes(PaneAggregator):
                 batches[model] = columns_from_records(list(map(_as_record, rows)), profile, seed=self.seed)
         self.add_column_batches(batches)  # one watermark for the whole batch, as add_predictions
 
-    def add_labeled_rows(self, rows: Sequence[LabeledRow]) -> None:
-        """Apply joined rows to the pane of their outcome time, as ``add_labeled`` applies labeled events."""
+    def add_labeled_rows(self, rows: list[LabeledRow], outcome_ts: np.ndarray | None = None,
+                         models: list[str] | None = None) -> None:
+        """Apply joined rows to the pane of their outcome time, as ``add_labeled`` applies labeled events.
+
+        ``outcome_ts`` and ``models``: the rows' outcome times and models, when the caller has them.
+        """
         if not rows:
             return
+        native_path = self.native
 
         def columns_of(positions: np.ndarray, task: str, positive_label: str | None) -> LabeledColumns:
+            if native_path and task != "ranking":
+                columns = native.labeled_columns(rows, positions.astype(np.intp, copy=False).tobytes(),
+                                                 task == "classification", positive_label)
+                if columns is not None:
+                    return _native_labeled_columns(columns)
             return labeled_columns_from_rows([rows[i] for i in positions], task, positive_label=positive_label)
 
-        ts = np.fromiter((outcome.ts for _, _, outcome in rows), dtype=np.float64, count=len(rows))
-        self.add_labeled_columns(ts, [prediction.model for _, prediction, _ in rows], columns_of)
+        if outcome_ts is None:
+            outcome_ts = np.fromiter((outcome.ts for _, _, outcome in rows), dtype=np.float64, count=len(rows))
+        if models is None:
+            models = [prediction.model for _, prediction, _ in rows]
+        self.add_labeled_columns(outcome_ts, models, columns_of)
+
+
+def _native_labeled_columns(columns: tuple) -> LabeledColumns:
+    """`LabeledColumns` from what the native `labeled_columns` wrote (see there)."""
+    if len(columns) == 2:  # regression
+        y_true, y_pred = (np.frombuffer(column, dtype=np.float64) for column in columns)
+        valid = ~(np.isnan(y_true) | np.isnan(y_pred))
+        return LabeledColumns(y_true[valid], y_pred[valid], None, None)
+    true_codes, true_width, predicted_codes, predicted_width, scores = columns
+    return LabeledColumns(np.frombuffer(true_codes, dtype=f"<U{true_width}"),
+                          np.frombuffer(predicted_codes, dtype=f"<U{predicted_width}"),
+                          None if scores is None else np.frombuffer(scores, dtype=np.float64), None)

@@ -329,15 +329,15 @@ class PartitionState:
         if not joined:
             return
         if self.panes.native:
-            ids, records = labeled_records(joined)
-            rows = [(event_id, p, o) for event_id, (p, o) in zip(ids, joined, strict=True)]
+            rows, records, outcome_ts, models = labeled_records(joined)
             if None in records:  # values the native writer leaves to orjson
                 records = [record or (p.model.encode(), labeled_json(event_id, p, o))
                            for record, (event_id, p, o) in zip(records, rows, strict=True)]
+            self.panes.add_labeled_rows(rows, np.frombuffer(outcome_ts, dtype=np.float64), models)
         else:
             rows = [(labeled_id(p.event_id, o.event_id), p, o) for p, o in joined]
             records = [(p.model.encode(), labeled_json(event_id, p, o)) for event_id, p, o in rows]
-        self.panes.add_labeled_rows(rows)
+            self.panes.add_labeled_rows(rows)
         out.labeled.extend(records)
 
     @classmethod

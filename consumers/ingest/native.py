@@ -8,12 +8,21 @@ and labeled record takes the Python path: the same outputs, byte for byte, more 
 from __future__ import annotations
 
 try:
-    from driftline_native import PredictionScanner, ScannedPrediction, labeled_records, scan_outcomes, split_consumed
+    from driftline_native import (
+        PredictionScanner,
+        ScannedPrediction,
+        labeled_columns,
+        labeled_records,
+        scan_outcomes,
+        scanned_columns,
+        split_consumed,
+    )
 except ImportError:  # pragma: no cover - the tests run with it built wherever cargo is
-    PredictionScanner = ScannedPrediction = labeled_records = scan_outcomes = split_consumed = None
+    PredictionScanner = ScannedPrediction = labeled_columns = labeled_records = scan_outcomes = scanned_columns = None
+    split_consumed = None
 
-__all__ = ["AVAILABLE", "PredictionScanner", "ScannedPrediction", "labeled_records", "scan_outcomes",
-           "split_consumed"]
+__all__ = ["AVAILABLE", "PredictionScanner", "ScannedPrediction", "labeled_columns", "labeled_records", "scan_outcomes",
+           "scanned_columns", "split_consumed"]
 
 AVAILABLE = PredictionScanner is not None
 """Whether the native hot path is installed."""

@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyString};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
 use sha2::{Digest, Sha256};
 
 const NAME_MAX_CHARS: usize = 256;
@@ -783,6 +783,7 @@ fn read_features(
 trait Plain: Copy {}
 impl Plain for f64 {}
 impl Plain for isize {}
+impl Plain for u32 {}
 
 /// Numbers as their native bytes, as numpy's ``frombuffer`` reads them.
 fn plain_bytes<T: Plain>(values: &[T]) -> &[u8] {
@@ -813,6 +814,295 @@ fn optional_name<'a>(cursor: &mut Cursor<'a>, bytes: &'a [u8]) -> Option<Option<
     cursor.name()?;
     Some(Some(&bytes[start..cursor.at]))
 }
+
+/// `labeled_columns_from_rows` of classification or regression for the joined rows
+/// (event id, prediction, outcome) at ``positions`` (native intp), when every one of them is in
+/// the usual form: a class with a string label and a string outcome, or a float prediction and
+/// a float outcome. Classification gives the true and predicted labels as UCS-4 (what numpy's
+/// ``<U`` holds: the code points, and the width of the longest, at least 1), and with
+/// ``positive`` the probabilities of that class (float64), or None when a row has none
+/// (as `labeled_columns_from_rows` gives it); regression gives float64 outcomes and predictions.
+/// None where the Python path must decide.
+#[pyfunction]
+#[pyo3(signature = (rows, positions, classification, positive))]
+fn labeled_columns<'py>(
+    py: Python<'py>,
+    rows: &Bound<'py, PyList>,
+    positions: &[u8],
+    classification: bool,
+    positive: Option<&Bound<'py, PyString>>,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    let width = std::mem::size_of::<isize>();
+    let mut truth: Vec<PyObject> = Vec::with_capacity(positions.len() / width);
+    let mut predicted: Vec<PyObject> = Vec::with_capacity(positions.len() / width);
+    let mut scores = positive.map(|_| Vec::with_capacity(positions.len() / width));
+    let mut true_values = Vec::new();
+    let mut predicted_values = Vec::new();
+    for position in positions.chunks_exact(width) {
+        let index = isize::from_ne_bytes(position.try_into().expect("one isize"));
+        let row = rows.get_item(usize::try_from(index)?)?;
+        let row = row.downcast::<PyTuple>()?;
+        let (prediction, outcome) = (row.get_item(1)?, row.get_item(2)?);
+        let prediction = prediction.getattr(intern!(py, "prediction"))?;
+        let outcome = outcome.getattr(intern!(py, "outcome"))?;
+        if !classification {
+            match (
+                prediction.downcast_exact::<PyFloat>(),
+                outcome.downcast_exact::<PyFloat>(),
+            ) {
+                (Ok(prediction), Ok(outcome)) => {
+                    predicted_values.push(prediction.value());
+                    true_values.push(outcome.value());
+                }
+                _ => return Ok(None),
+            }
+            continue;
+        }
+        let (Ok(class), true) = (
+            prediction.downcast_exact::<PyDict>(),
+            outcome.is_exact_instance_of::<PyString>(),
+        ) else {
+            return Ok(None);
+        };
+        let Some(label) = class.get_item(intern!(py, "label"))? else {
+            return Ok(None);
+        };
+        if !label.is_exact_instance_of::<PyString>() {
+            return Ok(None);
+        }
+        if let (Some(values), Some(positive)) = (scores.as_mut(), positive) {
+            let probability = match class.get_item(intern!(py, "probabilities"))? {
+                Some(probabilities) => match probabilities.downcast_exact::<PyDict>() {
+                    Ok(probabilities) => probabilities.get_item(positive)?,
+                    Err(_) if probabilities.is_none() => None,
+                    Err(_) => return Ok(None),
+                },
+                None => None,
+            };
+            match probability {
+                Some(value) => match value.downcast_exact::<PyFloat>() {
+                    Ok(value) => values.push(value.value()),
+                    Err(_) => return Ok(None), // None is NaN there, an int a float: Python decides
+                },
+                None => scores = None, // a row without it: no scores for the batch
+            }
+        }
+        truth.push(outcome.unbind());
+        predicted.push(label.unbind());
+    }
+    if !classification {
+        return Ok(Some(PyTuple::new(
+            py,
+            [
+                PyByteArray::new(py, plain_bytes(&true_values)).into_any(),
+                PyByteArray::new(py, plain_bytes(&predicted_values)).into_any(),
+            ],
+        )?));
+    }
+    let (true_codes, true_width) = ucs4(py, &truth)?;
+    let (predicted_codes, predicted_width) = ucs4(py, &predicted)?;
+    let scores = scores.map_or_else(
+        || py.None(),
+        |values| {
+            PyByteArray::new(py, plain_bytes(&values))
+                .into_any()
+                .unbind()
+        },
+    );
+    Ok(Some(PyTuple::new(
+        py,
+        [
+            PyByteArray::new(py, plain_bytes(&true_codes)).into_any(),
+            true_width.into_pyobject(py)?.into_any(),
+            PyByteArray::new(py, plain_bytes(&predicted_codes)).into_any(),
+            predicted_width.into_pyobject(py)?.into_any(),
+            scores.into_bound(py),
+        ],
+    )?))
+}
+
+/// Strings as numpy's ``<U{width}`` holds them: each one's code points, zero-padded to the
+/// longest (at least one, as numpy makes an array of empty strings).
+fn ucs4(py: Python<'_>, texts: &[PyObject]) -> PyResult<(Vec<u32>, usize)> {
+    let mut width = 1;
+    for text in texts {
+        width = width.max(
+            text.bind(py)
+                .downcast::<PyString>()?
+                .to_str()?
+                .chars()
+                .count(),
+        );
+    }
+    let mut codes = vec![0u32; texts.len() * width];
+    for (row, text) in texts.iter().enumerate() {
+        let text = text.bind(py).downcast::<PyString>()?.to_str()?;
+        for (at, char) in text.chars().enumerate() {
+            codes[row * width + at] = u32::from(char);
+        }
+    }
+    Ok((codes, width))
+}
+
+/// The columns `columns_from_scanned` needs of scanned predictions of one layout, in one pass
+/// without a Python object per event: their times (float64), their event ids' CRC-32 (uint32,
+/// as `zlib.crc32` gives it: what `event_keys` hashes), and the numeric and categorical features
+/// feature-major (one row of ``len(records)`` per feature, as the sketches take them). Then the
+/// prediction column when every prediction has the form of the fast path: with
+/// ``numeric_prediction``, a float each (float64); else a class each (its label, in a list), and
+/// with ``positive`` set, that class's probability each (float64, NaN where absent). None for a
+/// column the Python path must build.
+#[pyfunction]
+#[pyo3(signature = (records, n_numeric, n_categorical, numeric_prediction, positive))]
+#[allow(clippy::type_complexity)]
+fn scanned_columns<'py>(
+    py: Python<'py>,
+    records: &Bound<'py, PyList>,
+    n_numeric: usize,
+    n_categorical: usize,
+    numeric_prediction: bool,
+    positive: Option<&Bound<'py, PyString>>,
+) -> PyResult<(
+    Bound<'py, PyByteArray>,
+    Bound<'py, PyByteArray>,
+    Bound<'py, PyByteArray>,
+    Bound<'py, PyByteArray>,
+    PyObject,
+    PyObject,
+)> {
+    let n = records.len();
+    let mut ts = Vec::with_capacity(n);
+    let mut crc = Vec::with_capacity(n);
+    let mut numeric = vec![0.0f64; n * n_numeric];
+    let mut categorical = vec![0isize; n * n_categorical];
+    let mut floats = numeric_prediction.then(|| Vec::with_capacity(n));
+    let mut labels = (!numeric_prediction).then(|| PyList::empty(py));
+    let mut scores = positive
+        .filter(|_| !numeric_prediction)
+        .map(|_| Vec::with_capacity(n));
+    for (row, item) in records.iter().enumerate() {
+        let record = item.downcast::<ScannedPrediction>()?.get();
+        ts.push(record.ts);
+        crc.push(crc32(record.event_id.bind(py).to_str()?.as_bytes()));
+        let values = record.numeric.bind(py).as_bytes();
+        let ids = record.categorical.bind(py).as_bytes();
+        if values.len() != n_numeric * 8
+            || ids.len() != n_categorical * std::mem::size_of::<isize>()
+        {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "a scanned prediction of another layout",
+            ));
+        }
+        for (feature, value) in values.chunks_exact(8).enumerate() {
+            numeric[feature * n + row] = f64::from_ne_bytes(value.try_into().expect("8 bytes"));
+        }
+        for (feature, id) in ids.chunks_exact(std::mem::size_of::<isize>()).enumerate() {
+            categorical[feature * n + row] =
+                isize::from_ne_bytes(id.try_into().expect("one isize"));
+        }
+        let prediction = record.prediction.bind(py);
+        if let Some(values) = floats.as_mut() {
+            match prediction.downcast_exact::<PyFloat>() {
+                Ok(value) => values.push(value.value()),
+                Err(_) => floats = None,
+            }
+        } else if labels.is_some() {
+            let Ok(class) = prediction.downcast_exact::<PyDict>() else {
+                (labels, scores) = (None, None);
+                continue;
+            };
+            match class.get_item(intern!(py, "label"))? {
+                Some(label) => labels.as_ref().expect("checked").append(label)?,
+                None => (labels, scores) = (None, None),
+            }
+            if let (Some(values), Some(positive)) = (scores.as_mut(), positive) {
+                match class_probability(class, positive)? {
+                    Some(value) => values.push(value),
+                    None => scores = None,
+                }
+            }
+        }
+    }
+    let prediction = match (floats, labels) {
+        (Some(values), _) => PyByteArray::new(py, plain_bytes(&values))
+            .into_any()
+            .unbind(),
+        (None, Some(labels)) => labels.into_any().unbind(),
+        (None, None) => py.None(),
+    };
+    let score = scores.map_or_else(
+        || py.None(),
+        |values| {
+            PyByteArray::new(py, plain_bytes(&values))
+                .into_any()
+                .unbind()
+        },
+    );
+    Ok((
+        PyByteArray::new(py, plain_bytes(&ts)),
+        PyByteArray::new(py, plain_bytes(&crc)),
+        PyByteArray::new(py, plain_bytes(&numeric)),
+        PyByteArray::new(py, plain_bytes(&categorical)),
+        prediction,
+        score,
+    ))
+}
+
+/// A class prediction's probability of ``label`` as `_columns` reads it: NaN where the
+/// probabilities or that label are absent; None (the Python path decides) for anything but a float.
+fn class_probability(
+    class: &Bound<'_, PyDict>,
+    label: &Bound<'_, PyString>,
+) -> PyResult<Option<f64>> {
+    let py = class.py();
+    let Some(probabilities) = class.get_item(intern!(py, "probabilities"))? else {
+        return Ok(Some(f64::NAN));
+    };
+    let Ok(probabilities) = probabilities.downcast_exact::<PyDict>() else {
+        return Ok(if probabilities.is_none() {
+            Some(f64::NAN)
+        } else {
+            None
+        });
+    };
+    Ok(match probabilities.get_item(label)? {
+        None => Some(f64::NAN),
+        Some(value) if value.is_none() => Some(f64::NAN),
+        Some(value) => value
+            .downcast_exact::<PyFloat>()
+            .ok()
+            .map(|value| value.value()),
+    })
+}
+
+/// CRC-32 (IEEE, reflected), as `zlib.crc32` computes it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc = CRC32_TABLE[((crc ^ u32::from(byte)) & 0xff) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
+const CRC32_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut index = 0;
+    while index < 256 {
+        let mut crc = index as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 == 1 {
+                0xEDB8_8320 ^ (crc >> 1)
+            } else {
+                crc >> 1
+            };
+            bit += 1;
+        }
+        table[index] = crc;
+        index += 1;
+    }
+    table
+};
 
 /// One poll's messages split by input partition in one pass, as ingest takes them: per
 /// (is it the predictions topic, partition), the values, offsets and messages, in order; per
@@ -989,17 +1279,26 @@ fn outcome_parts<'a>(bytes: &'a [u8], scratch: &mut String) -> Option<OutcomePar
 }
 
 /// The labeled events of joined (waiting prediction, outcome) pairs, as `labeled_id` and
-/// `labeled_json` write them: their ids, and (model key, JSON) records. A record is None where
-/// the Python path must write it: an outcome that is not a float or a plain string, or a float
-/// that orjson might print otherwise (outside fixed notation, or 16-17 digits, where the
-/// shortest digits can tie and Rust and Python break the tie apart).
+/// `labeled_json` write them: the rows (labeled event id, prediction, outcome), and (model key,
+/// JSON) records; then, for the labeled sketches, the outcomes' times (float64) and the models.
+/// A record is None where the Python path must write it: an outcome that is not a float or a
+/// plain string, or a float that orjson might print otherwise (outside fixed notation, or 16-17
+/// digits, where the shortest digits can tie and Rust and Python break the tie apart).
 #[pyfunction]
+#[allow(clippy::type_complexity)]
 fn labeled_records<'py>(
     py: Python<'py>,
     pairs: &Bound<'py, PyList>,
-) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
-    let ids = PyList::empty(py);
+) -> PyResult<(
+    Bound<'py, PyList>,
+    Bound<'py, PyList>,
+    Bound<'py, PyByteArray>,
+    Bound<'py, PyList>,
+)> {
+    let rows = PyList::empty(py);
     let records = PyList::empty(py);
+    let models = PyList::empty(py);
+    let mut outcome_times = Vec::with_capacity(pairs.len());
     let mut json = Vec::with_capacity(1024);
     for pair in pairs.iter() {
         let (prediction, outcome) = pair.extract::<(Bound<'py, PyAny>, Bound<'py, PyAny>)>()?;
@@ -1017,18 +1316,25 @@ fn labeled_records<'py>(
             id.push(HEX[usize::from(byte >> 4)] as char);
             id.push(HEX[usize::from(byte & 15)] as char);
         }
+        let model = prediction.getattr(intern!(py, "model"))?;
+        let outcome_ts: f64 = outcome.getattr(intern!(py, "ts"))?.extract()?;
         json.clear();
-        let written = write_labeled(&mut json, &id, &prediction, &outcome)?;
-        ids.append(PyString::new(py, &id))?;
-        if written.is_some() {
-            let model = prediction.getattr(intern!(py, "model"))?;
+        if write_labeled(&mut json, &id, &prediction, &outcome, outcome_ts)?.is_some() {
             let key = PyBytes::new(py, model.downcast::<PyString>()?.to_str()?.as_bytes());
             records.append((key, PyBytes::new(py, &json)))?;
         } else {
             records.append(py.None())?;
         }
+        rows.append((PyString::new(py, &id), prediction, outcome))?;
+        models.append(model)?;
+        outcome_times.push(outcome_ts);
     }
-    Ok((ids, records))
+    Ok((
+        rows,
+        records,
+        PyByteArray::new(py, plain_bytes(&outcome_times)),
+        models,
+    ))
 }
 
 fn write_labeled(
@@ -1036,6 +1342,7 @@ fn write_labeled(
     id: &str,
     prediction: &Bound<'_, PyAny>,
     outcome: &Bound<'_, PyAny>,
+    outcome_ts: f64,
 ) -> PyResult<Option<()>> {
     let py = prediction.py();
     let outcome_value = outcome.getattr(intern!(py, "outcome"))?;
@@ -1046,7 +1353,7 @@ fn write_labeled(
         return Ok(None);
     }
     json.extend_from_slice(b",\"outcome_ts\":");
-    if write_float(json, outcome.getattr(intern!(py, "ts"))?.extract()?).is_none() {
+    if write_float(json, outcome_ts).is_none() {
         return Ok(None);
     }
     json.push(b',');
@@ -1140,8 +1447,10 @@ fn driftline_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<PredictionScanner>()?;
     module.add_class::<ScannedPrediction>()?;
     module.add_function(wrap_pyfunction!(canonical_number, module)?)?;
+    module.add_function(wrap_pyfunction!(labeled_columns, module)?)?;
     module.add_function(wrap_pyfunction!(labeled_records, module)?)?;
     module.add_function(wrap_pyfunction!(scan_outcomes, module)?)?;
+    module.add_function(wrap_pyfunction!(scanned_columns, module)?)?;
     module.add_function(wrap_pyfunction!(split_consumed, module)?)?;
     Ok(())
 }

@@ -18,7 +18,13 @@ import orjson
 import pytest
 
 from driftline.config import IngestSettings
-from driftline.consumers.ingest.columnar import RecordPanes, columns_from_records
+from driftline.consumers.ingest.columnar import (
+    RecordPanes,
+    _native_labeled_columns,
+    columns_from_records,
+    columns_from_scanned,
+    labeled_columns_from_rows,
+)
 from driftline.consumers.ingest.handler import IngestOutputs, PartitionState
 from driftline.consumers.ingest.native import AVAILABLE
 from driftline.producers.simulator import ModelSpec, Simulator
@@ -46,7 +52,7 @@ def test_the_scanner_is_built_wherever_cargo_is() -> None:
 
 
 if AVAILABLE:
-    from driftline_native import canonical_number, labeled_records, scan_outcomes
+    from driftline_native import canonical_number, labeled_columns, labeled_records, scan_outcomes
 
 needs_native = pytest.mark.skipif(not AVAILABLE, reason="driftline-native is not built (no cargo)")
 
@@ -196,6 +202,52 @@ def test_every_prediction_scanned_is_what_the_python_path_reads() -> None:
     assert unseen >= 1
 
 
+@needs_native
+def test_scanned_columns_are_the_columns_of_the_records_read_by_the_python_path() -> None:
+    """One native pass makes the columns; where a prediction is not in the fast path's form, Python makes them."""
+    sim = _simulator(missing_fraction=0.05)
+    profiles = _profiles(sim)
+    scanner = _scanner(profiles)
+    values = [v for batch in sim.batches(600, batch_size=600)
+              for kind, v in zip(batch.kinds, batch.values, strict=True) if kind == "predictions"]
+    by_model = {model: [v for v in values if f'"model":"{model}"'.encode() in v] for model in ("a", "b")}
+    event_a, event_b = orjson.loads(by_model["a"][0]), orjson.loads(by_model["b"][0])
+
+    def event(base: dict, n: int, **changes: object) -> bytes:
+        return orjson.dumps({**base, "event_id": f"x{n}", "request_id": f"x{n}", **changes})
+
+    class_forms = [{"label": "0"}, {"label": "1", "probabilities": None}, {"label": "1", "probabilities": {}},
+                   {"label": "0", "probabilities": {"0": 0.5}}]
+    batches = {
+        "plain classification": by_model["a"],
+        "probabilities absent": [*by_model["a"][:20], *(event(event_a, n, prediction=form)
+                                                        for n, form in enumerate(class_forms))],
+        "a float for a classifier": [*by_model["a"][:20], event(event_a, 99, prediction=0.25)],
+        "plain regression": by_model["b"],
+        "a class for a regressor": [*by_model["b"][:20], event(event_b, 98, prediction={"label": "late"})],
+        "a ranker given floats": [event({**event_b, "model": "r", "features": {}}, n, prediction=n + 0.5)
+                                  for n in range(5)],
+    }
+    for name, batch in batches.items():
+        scanned = scanner.scan(batch, 1_048_576, math.inf)
+        assert None not in scanned, name
+        records = decode_records([RawMessage(v) for v in batch], PredictionEvent).records
+        profile = profiles[records[0].model]
+        native, python = columns_from_scanned(scanned, profile, seed=3), columns_from_records(records, profile, seed=3)
+        for field in ("ts", "keys", "prediction", "prediction_keys", "prediction_event", "score"):
+            expected = getattr(python, field)
+            if expected is None:
+                assert getattr(native, field) is None, (name, field)
+            else:
+                np.testing.assert_array_equal(getattr(native, field), expected, err_msg=f"{name}: {field}")
+                assert getattr(native, field).dtype == expected.dtype, (name, field)
+        bins = ProfileBins.of(profile).features
+        assert list(native.features) == list(python.features) == list(profile.features)
+        for feature, column in python.features.items():
+            expected = column if column.dtype == np.float64 else bins[feature].ids(column, none_apart=True)
+            np.testing.assert_array_equal(native.features[feature], expected, err_msg=f"{name}: {feature}")
+
+
 def _scanned_fields(record: object) -> tuple | None:
     if record is None:
         return None
@@ -281,7 +333,10 @@ def test_labeled_records_are_what_labeled_json_writes() -> None:
         outcome = value if index % 4 else texts[index % len(texts)]
         pairs.append((prediction, OutcomeRecord(f"o{index}", abs(floats[-index]), "r", "m", outcome)))
     pairs.append((pairs[0][0], OutcomeRecord("o", 1.0, "r", "m", {"group_id": "g", "relevance": {"i": 1.0}})))
-    ids, records = labeled_records(pairs)
+    rows, records, outcome_ts, models = labeled_records(pairs)
+    assert [row[1:] for row in rows] == pairs
+    assert np.frombuffer(outcome_ts).tolist() == [o.ts for _, o in pairs] and models == ["m"] * len(pairs)
+    ids = [row[0] for row in rows]
 
     def sure(value: object) -> bool:
         """What the native writer writes itself: fixed-notation floats of at most 15 digits, plain strings."""
@@ -298,6 +353,47 @@ def test_labeled_records_are_what_labeled_json_writes() -> None:
         if record is not None:
             assert record == (b"m", labeled_json(event_id, prediction, outcome))
     assert sum(record is not None for record in records) > 100
+
+
+@needs_native
+def test_labeled_columns_are_what_the_python_path_makes_of_the_rows() -> None:
+    """The rows' labeled columns in one native pass, or None (the Python path) where it is not sure."""
+
+    def row(index: int, prediction: object, outcome: object) -> tuple:
+        pending = PendingPrediction(f"p{index}", 1.0, "m", f"r{index}", prediction, b"", b"")
+        return (f"l{index}", pending, OutcomeRecord(f"o{index}", 2.0, f"r{index}", "m", outcome))
+
+    def check(rows: list[tuple], classification: bool, positive: str | None, sure: bool) -> None:
+        positions = np.arange(len(rows), dtype=np.intp)[::-1][::2]  # any rows, in any order
+        native = labeled_columns(rows, positions.tobytes(), classification, positive)
+        assert (native is not None) == sure
+        if native is None:
+            return
+        got = _native_labeled_columns(native)
+        task = "classification" if classification else "regression"
+        expected = labeled_columns_from_rows([rows[i] for i in positions], task, positive_label=positive)
+        for name in ("y_true", "y_pred", "scores"):
+            want, have = getattr(expected, name), getattr(got, name)
+            assert (want is None) == (have is None), name
+            if want is not None:
+                np.testing.assert_array_equal(have, want, err_msg=name)
+                assert have.dtype == want.dtype, name
+
+    labels = ["0", "churn", "ключ", "😀 x", ""]
+    classes = [row(i, {"label": labels[i % 5], "probabilities": {"1": i / 10, "0": 1 - i / 10}}, labels[(i + 1) % 5])
+               for i in range(10)]
+    check(classes, True, "1", sure=True)
+    check(classes, True, None, sure=True)
+    check([row(i, {"label": ""}, "") for i in range(4)], True, None, sure=True)  # numpy's <U1 for empty strings
+    for odd in ({"label": "0"}, {"label": "0", "probabilities": None}, {"label": "0", "probabilities": {"0": 1.0}}):
+        check([*classes[:5], row(5, odd, "1"), *classes[6:]], True, "1", sure=True)  # no scores for the rows
+    for odd, outcome in (({"label": "0", "probabilities": {"1": None}}, "1"), ({"label": "0", "probabilities":
+                         {"1": 1}}, "1"), ({"label": 3}, "1"), ("0", "1"), ({"label": "0"}, 1.0), ({}, "1")):
+        check([*classes[:5], row(5, odd, outcome), *classes[6:]], True, "1", sure=False)
+    floats = [row(i, i * 1.5, 0.25 * i) for i in range(10)]
+    check(floats, False, None, sure=True)
+    for prediction, outcome in ((1, 0.5), (0.5, 1), ({"label": "0"}, 0.5), (0.5, {"relevance": {}})):
+        check([*floats[:5], row(5, prediction, outcome), *floats[6:]], False, None, sure=False)
 
 
 def _run(settings: IngestSettings, profiles: dict, batches: list, change_at: int | None = None,
