@@ -8,10 +8,11 @@ for value (the tests compare them).
 
 With the native scanner (``driftline_native``, built from ``native/``), a prediction in the
 form driftline's own encoder writes arrives as a `ScannedPrediction` instead: its monitored
-features already in the profile's order, numeric ones as float64 bytes, categorical ones as a
-tuple (`columns_from_scanned`). `RecordPanes.scanner` gives the scanner for the profiles it
-holds; a profile that changes while a scanned prediction is held makes that prediction go
-through the Python path again, from its own bytes.
+features already in the profile's order, numeric ones as floats, categorical ones as their
+bins' ids, held in Rust and read into columns in one native pass (`columns_from_scanned`);
+joined rows' labeled columns come from one native pass too. `RecordPanes.scanner` gives the
+scanner for the profiles it holds; a profile that changes while a scanned prediction is held
+makes that prediction go through the Python path again, from its own bytes.
 """
 
 from __future__ import annotations
@@ -57,9 +58,10 @@ def columns_from_records(records: Sequence[PredictionRecord], profile: Reference
     return _columns(records, features, profile, seed)
 
 
-def columns_from_scanned(records: Sequence[ScannedPrediction], profile: ReferenceProfile, *,
-                         seed: int = 0) -> Columns:
-    """`columns_from_records` for predictions the native scanner read with this profile's layout.
+def columns_from_scanned(records: list[HeldPrediction], profile: ReferenceProfile, generation: int, *,
+                         seed: int = 0) -> Columns | None:
+    """`columns_from_records` for predictions the native scanner read with this profile's layout
+    (the layouts of ``generation``); None when a record is not one of those.
 
     The native `scanned_columns` reads times, key hashes, features and (in the usual forms)
     the prediction's columns in one pass; the categorical features are bin ids, which the
@@ -69,9 +71,10 @@ def columns_from_scanned(records: Sequence[ScannedPrediction], profile: Referenc
     categorical = [name for name in profile.features if name not in numeric]
     numeric_prediction = isinstance(profile.prediction, NumericFeatureProfile)
     positive = _inline_score_label(profile)
-    ts, crc, numeric_rows, categorical_rows, prediction, score = native.scanned_columns(
-        records if type(records) is list else list(records), len(numeric), len(categorical), numeric_prediction,
-        positive)
+    scanned = native.scanned_columns(records, generation, len(numeric), len(categorical), numeric_prediction, positive)
+    if scanned is None:
+        return None
+    ts, crc, numeric_rows, categorical_rows, prediction, score = scanned
     features = {**_feature_rows(numeric_rows, np.float64, numeric, len(records)),
                 **_feature_rows(categorical_rows, np.intp, categorical, len(records))}
     if profile.task == "ranking":  # the scanner reads no ranking: class or float predictions given to a ranker
@@ -318,11 +321,11 @@ class RecordPanes(PaneAggregator):
             if profile is None:  # counted as unmonitored: only the times matter
                 ts = np.fromiter(map(attrgetter("ts"), rows), dtype=np.float64, count=len(rows))
                 batches[model] = Columns(ts, _EMPTY, {}, _EMPTY, _EMPTY)
-            elif self.native and all(type(r) is ScannedPrediction and r.generation == self._layout_generation
-                                          for r in rows):
-                batches[model] = columns_from_scanned(rows, profile, seed=self.seed)
-            else:
+            elif not self.native or (columns := columns_from_scanned(rows, profile, self._layout_generation,
+                                                                      seed=self.seed)) is None:
                 batches[model] = columns_from_records(list(map(_as_record, rows)), profile, seed=self.seed)
+            else:
+                batches[model] = columns
         self.add_column_batches(batches)  # one watermark for the whole batch, as add_predictions
 
     def add_labeled_rows(self, rows: list[LabeledRow], outcome_ts: np.ndarray | None = None,

@@ -276,25 +276,49 @@ enum Slot {
 }
 
 /// What ingest keeps of a prediction read by the scanner, until it is sketched and joined.
-#[pyclass(frozen, get_all, module = "driftline_native")]
+#[pyclass(frozen, module = "driftline_native")]
 struct ScannedPrediction {
+    #[pyo3(get)]
     event_id: Py<PyString>,
+    #[pyo3(get)]
     ts: f64,
+    #[pyo3(get)]
     model: Py<PyString>,
+    #[pyo3(get)]
     request_id: Py<PyString>,
     /// The decoded prediction: a float, or the `ClassPrediction` as its JSON object.
+    #[pyo3(get)]
     prediction: PyObject,
     /// What waits for the outcome once sketched: the `PendingPrediction` that
     /// `pending_prediction` makes, its labeled JSON spliced from this event's bytes.
+    #[pyo3(get)]
     pending: PyObject,
-    /// The profile's numeric features as native float64s, in its order (NaN: null or missing).
-    numeric: Py<PyBytes>,
-    /// The profile's categorical features as their bins' ids, native intp, in its order (as
+    /// The profile's numeric features, in its order (NaN: null or missing). `scanned_columns`
+    /// reads them natively: no Python object per event holds them.
+    numeric: Vec<f64>,
+    /// The profile's categorical features as their bins' ids, in its order (as
     /// `CategoricalBins.ids` with ``none_apart`` gives them: null or missing is ``n_bins``).
-    categorical: Py<PyBytes>,
+    categorical: Vec<isize>,
     /// The message as it was read, for the Python path when the layout is out of date.
+    #[pyo3(get)]
     value: Py<PyBytes>,
+    #[pyo3(get)]
     generation: u64,
+}
+
+#[pymethods]
+impl ScannedPrediction {
+    /// The numeric features as native float64 bytes (for tests and inspection).
+    #[getter]
+    fn numeric<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, plain_bytes(&self.numeric))
+    }
+
+    /// The categorical features' bin ids as native intp bytes (for tests and inspection).
+    #[getter]
+    fn categorical<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, plain_bytes(&self.categorical))
+    }
 }
 
 /// The raw parts of one canonical prediction event, before any Python object is made.
@@ -515,8 +539,8 @@ impl PredictionScanner {
             request_id: request_id.unbind(),
             prediction: prediction_object,
             pending: pending.unbind(),
-            numeric: PyBytes::new(py, plain_bytes(&numeric)).unbind(),
-            categorical: PyBytes::new(py, plain_bytes(&categorical)).unbind(),
+            numeric,
+            categorical,
             value: value.clone().unbind(),
             generation: self.generation,
         };
@@ -944,32 +968,37 @@ fn ucs4(py: Python<'_>, texts: &[PyObject]) -> PyResult<(Vec<u32>, usize)> {
     Ok((codes, width))
 }
 
-/// The columns `columns_from_scanned` needs of scanned predictions of one layout, in one pass
+/// The columns `columns_from_scanned` needs of predictions scanned with the layouts of
+/// ``generation``, in one pass
 /// without a Python object per event: their times (float64), their event ids' CRC-32 (uint32,
 /// as `zlib.crc32` gives it: what `event_keys` hashes), and the numeric and categorical features
 /// feature-major (one row of ``len(records)`` per feature, as the sketches take them). Then the
 /// prediction column when every prediction has the form of the fast path: with
 /// ``numeric_prediction``, a float each (float64); else a class each (its label, in a list), and
-/// with ``positive`` set, that class's probability each (float64, NaN where absent). None for a
-/// column the Python path must build.
+/// with ``positive`` set, that class's probability each (float64, NaN where absent); None for a
+/// column the Python path must build. None for all of it when a record is not a
+/// `ScannedPrediction` of that generation: the Python path reads those records again.
 #[pyfunction]
-#[pyo3(signature = (records, n_numeric, n_categorical, numeric_prediction, positive))]
+#[pyo3(signature = (records, generation, n_numeric, n_categorical, numeric_prediction, positive))]
 #[allow(clippy::type_complexity)]
 fn scanned_columns<'py>(
     py: Python<'py>,
     records: &Bound<'py, PyList>,
+    generation: u64,
     n_numeric: usize,
     n_categorical: usize,
     numeric_prediction: bool,
     positive: Option<&Bound<'py, PyString>>,
-) -> PyResult<(
-    Bound<'py, PyByteArray>,
-    Bound<'py, PyByteArray>,
-    Bound<'py, PyByteArray>,
-    Bound<'py, PyByteArray>,
-    PyObject,
-    PyObject,
-)> {
+) -> PyResult<
+    Option<(
+        Bound<'py, PyByteArray>,
+        Bound<'py, PyByteArray>,
+        Bound<'py, PyByteArray>,
+        Bound<'py, PyByteArray>,
+        PyObject,
+        PyObject,
+    )>,
+> {
     let n = records.len();
     let mut ts = Vec::with_capacity(n);
     let mut crc = Vec::with_capacity(n);
@@ -981,24 +1010,25 @@ fn scanned_columns<'py>(
         .filter(|_| !numeric_prediction)
         .map(|_| Vec::with_capacity(n));
     for (row, item) in records.iter().enumerate() {
-        let record = item.downcast::<ScannedPrediction>()?.get();
+        let Ok(record) = item.downcast_exact::<ScannedPrediction>() else {
+            return Ok(None);
+        };
+        let record = record.get();
+        if record.generation != generation {
+            return Ok(None);
+        }
         ts.push(record.ts);
         crc.push(crc32(record.event_id.bind(py).to_str()?.as_bytes()));
-        let values = record.numeric.bind(py).as_bytes();
-        let ids = record.categorical.bind(py).as_bytes();
-        if values.len() != n_numeric * 8
-            || ids.len() != n_categorical * std::mem::size_of::<isize>()
-        {
+        if record.numeric.len() != n_numeric || record.categorical.len() != n_categorical {
             return Err(pyo3::exceptions::PyValueError::new_err(
                 "a scanned prediction of another layout",
             ));
         }
-        for (feature, value) in values.chunks_exact(8).enumerate() {
-            numeric[feature * n + row] = f64::from_ne_bytes(value.try_into().expect("8 bytes"));
+        for (feature, &value) in record.numeric.iter().enumerate() {
+            numeric[feature * n + row] = value;
         }
-        for (feature, id) in ids.chunks_exact(std::mem::size_of::<isize>()).enumerate() {
-            categorical[feature * n + row] =
-                isize::from_ne_bytes(id.try_into().expect("one isize"));
+        for (feature, &id) in record.categorical.iter().enumerate() {
+            categorical[feature * n + row] = id;
         }
         let prediction = record.prediction.bind(py);
         if let Some(values) = floats.as_mut() {
@@ -1038,14 +1068,14 @@ fn scanned_columns<'py>(
                 .unbind()
         },
     );
-    Ok((
+    Ok(Some((
         PyByteArray::new(py, plain_bytes(&ts)),
         PyByteArray::new(py, plain_bytes(&crc)),
         PyByteArray::new(py, plain_bytes(&numeric)),
         PyByteArray::new(py, plain_bytes(&categorical)),
         prediction,
         score,
-    ))
+    )))
 }
 
 /// A class prediction's probability of ``label`` as `_columns` reads it: NaN where the

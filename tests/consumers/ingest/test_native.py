@@ -228,12 +228,14 @@ def test_scanned_columns_are_the_columns_of_the_records_read_by_the_python_path(
         "a ranker given floats": [event({**event_b, "model": "r", "features": {}}, n, prediction=n + 0.5)
                                   for n in range(5)],
     }
+    assert columns_from_scanned(scanner.scan(by_model["a"], 1_048_576, math.inf), profiles["a"], 1) is None
     for name, batch in batches.items():
         scanned = scanner.scan(batch, 1_048_576, math.inf)
         assert None not in scanned, name
         records = decode_records([RawMessage(v) for v in batch], PredictionEvent).records
         profile = profiles[records[0].model]
-        native, python = columns_from_scanned(scanned, profile, seed=3), columns_from_records(records, profile, seed=3)
+        native = columns_from_scanned(scanned, profile, 0, seed=3)
+        python = columns_from_records(records, profile, seed=3)
         for field in ("ts", "keys", "prediction", "prediction_keys", "prediction_event", "score"):
             expected = getattr(python, field)
             if expected is None:
