@@ -102,3 +102,33 @@ def test_unhashable_schema_version_is_a_reject_not_a_crash(version: Any) -> None
     got = decode_one(RawMessage(payload), OutcomeEvent)
     assert isinstance(got, Reject)
     assert got.reason == "unknown_schema_version"
+
+
+def test_pane_partials_encode_as_model_dump_does() -> None:
+    """Every shape ingest writes: classification, regression and ranking panes, shared and per-feature
+    samples (nulls), heartbeats, and a partial a reader validated back."""
+    from driftline.config import IngestSettings
+    from driftline.consumers.ingest.handler import PartitionState
+    from driftline.producers.simulator import ModelSpec, Simulator
+    from driftline.schemas.profiles import PanePartial
+    from driftline.stream.reference import build_reference
+
+    sim = Simulator([ModelSpec("a", "churn"), ModelSpec("b", "eta"), ModelSpec("r", "race")], seed=3,
+                    events_per_s=20.0, label_delay_s=5.0, missing_fraction=0.1)
+    tasks = {"a": "classification", "b": "regression", "r": "ranking", "idle": "regression"}
+    profiles = {model: build_reference(sim.reference_frame(model if model != "idle" else "b", 500), model=model,
+                                       model_version="1", task=task) for model, task in tasks.items()}
+    state = PartitionState(0, IngestSettings(pane_s=10.0, allowed_lateness_s=5.0), profiles)
+    partials = []
+    for batch in sim.batches(1500, batch_size=300):
+        split: dict[str, list[RawMessage]] = {"predictions": [], "outcomes": []}
+        for kind, value in zip(batch.kinds, batch.values, strict=True):
+            split[kind].append(RawMessage(value))
+        partials += state.handle(split["predictions"], split["outcomes"]).panes
+    partials += state.handle([], [], predictions_idle=True, outcomes_idle=True).panes
+    assert {p.model for p in partials} == set(tasks) and any(p.n_events == 0 for p in partials)
+    assert any(p.numeric is not None and p.numeric.thresholds is not None for p in partials)
+    for partial in partials:
+        assert encode(partial) == _reference_encode(partial)
+        again = PanePartial.model_validate_json(encode(partial))
+        assert encode(again) == _reference_encode(again) == encode(partial)
