@@ -11,7 +11,9 @@
 //! from the input's own bytes, which is only right because every number and string accepted
 //! is already in the form orjson would write (checked, not assumed). `labeled_records` writes
 //! the labeled events of joined pairs the same way (None where orjson must), and
-//! `split_consumed` splits a poll by input partition in one pass.
+//! `split_consumed` splits a poll by input partition in one pass. `scanned_columns` and
+//! `labeled_columns` turn a batch of scanned predictions, or of joined rows, into the columns
+//! the pane sketches take, in one pass each (None where the Python path must build them).
 
 use std::hash::Hasher;
 
@@ -925,14 +927,7 @@ fn labeled_columns<'py>(
     }
     let (true_codes, true_width) = ucs4(py, &truth)?;
     let (predicted_codes, predicted_width) = ucs4(py, &predicted)?;
-    let scores = scores.map_or_else(
-        || py.None(),
-        |values| {
-            PyByteArray::new(py, plain_bytes(&values))
-                .into_any()
-                .unbind()
-        },
-    );
+    let scores = optional_floats(py, scores);
     Ok(Some(PyTuple::new(
         py,
         [
@@ -943,6 +938,18 @@ fn labeled_columns<'py>(
             scores.into_bound(py),
         ],
     )?))
+}
+
+/// Float64 values as native bytes (a bytearray, for a writable numpy view), or None.
+fn optional_floats(py: Python<'_>, values: Option<Vec<f64>>) -> PyObject {
+    values.map_or_else(
+        || py.None(),
+        |values| {
+            PyByteArray::new(py, plain_bytes(&values))
+                .into_any()
+                .unbind()
+        },
+    )
 }
 
 /// Strings as numpy's ``<U{width}`` holds them: each one's code points, zero-padded to the
@@ -1060,14 +1067,7 @@ fn scanned_columns<'py>(
         (None, Some(labels)) => labels.into_any().unbind(),
         (None, None) => py.None(),
     };
-    let score = scores.map_or_else(
-        || py.None(),
-        |values| {
-            PyByteArray::new(py, plain_bytes(&values))
-                .into_any()
-                .unbind()
-        },
-    );
+    let score = optional_floats(py, scores);
     Ok(Some((
         PyByteArray::new(py, plain_bytes(&ts)),
         PyByteArray::new(py, plain_bytes(&crc)),
