@@ -98,6 +98,39 @@ def test_sample_kernels_equal_sample_update_and_merge_all(seed: int, capacity: i
         assert out[3][row] == want.threshold
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 7), st.integers(1, 40), st.booleans())
+def test_merge_samples_of_many_blocks_is_sample_merge_all_in_any_order(seed: int, n_blocks: int, capacity: int,
+                                                                      ties: bool) -> None:
+    """Ascending blocks are merged as runs; a block out of order takes the general path: the same sample."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(n_blocks):
+        sample = Sample.empty(int(rng.integers(1, 30)))
+        n = int(rng.integers(0, 40))
+        sample.update(np.round(rng.normal(size=n), 1), np.round(rng.random(n), 2 if ties else 12))
+        samples.append(sample)
+    width = max(1, *(len(s.keys) for s in samples))
+    keys, values = np.zeros((n_blocks, 1, width)), np.zeros((n_blocks, 1, width))
+    lengths = np.array([[len(s.keys)] for s in samples], dtype=np.intp)
+    thresholds = np.array([[s.threshold] for s in samples])
+    for b, sample in enumerate(samples):
+        keys[b, 0, :len(sample.keys)], values[b, 0, :len(sample.keys)] = sample.keys, sample.values
+    want = Sample.merge_all(samples, capacity=capacity)
+    shuffled = rng.permutation(width)  # every block's slots in another order: not ascending
+    for block_keys, block_values in ((keys, values), (keys[:, :, shuffled].copy(), values[:, :, shuffled].copy())):
+        if block_keys is not keys:  # lengths count the first slots: move the filled ones first, out of order
+            filled = np.argsort(np.where(np.arange(width)[shuffled][None, None, :] < lengths[:, :, None], 0, 1),
+                                axis=2, kind="stable")
+            block_keys = np.take_along_axis(block_keys, filled, axis=2).copy()
+            block_values = np.take_along_axis(block_values, filled, axis=2).copy()
+        out = [np.empty((1, capacity)), np.empty((1, capacity)), np.empty(1, dtype=np.intp), np.empty(1)]
+        merge_samples(block_keys, block_values, lengths.copy(), thresholds.copy(), capacity, *out)
+        assert out[0][0, :out[2][0]].tolist() == want.keys.tolist()
+        assert out[1][0, :out[2][0]].tolist() == want.values.tolist()
+        assert out[3][0] == want.threshold
+
+
 @pytest.mark.filterwarnings("ignore:divide by zero")  # scipy's p-value of one-value samples; the statistic is read
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.integers(-20, 20), min_size=1, max_size=120), st.lists(st.integers(-20, 20), min_size=1,
