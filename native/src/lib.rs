@@ -976,10 +976,10 @@ fn ucs4(py: Python<'_>, texts: &[PyObject]) -> PyResult<(Vec<u32>, usize)> {
 }
 
 /// The columns `columns_from_scanned` needs of predictions scanned with the layouts of
-/// ``generation``, in one pass
-/// without a Python object per event: their times (float64), their event ids' CRC-32 (uint32,
-/// as `zlib.crc32` gives it: what `event_keys` hashes), and the numeric and categorical features
-/// feature-major (one row of ``len(records)`` per feature, as the sketches take them). Then the
+/// ``generation``, in one pass without a Python object per event: their times (float64), their
+/// event ids' CRC-32 (uint32, as `zlib.crc32` gives it: what `event_keys` hashes), and the
+/// numeric and categorical features feature-major (one row of ``len(records)`` per feature, as
+/// the sketches take them). Then the
 /// prediction column when every prediction has the form of the fast path: with
 /// ``numeric_prediction``, a float each (float64); else a class each (its label, in a list), and
 /// with ``positive`` set, that class's probability each (float64, NaN where absent); None for a
@@ -1049,8 +1049,10 @@ fn scanned_columns<'py>(
                 continue;
             };
             match class.get_item(intern!(py, "label"))? {
-                Some(label) => labels.as_ref().expect("checked").append(label)?,
-                None => (labels, scores) = (None, None),
+                Some(label) if label.is_exact_instance_of::<PyString>() => {
+                    labels.as_ref().expect("checked").append(label)?
+                }
+                _ => (labels, scores) = (None, None), // `to_str` would make a string of it: Python decides
             }
             if let (Some(values), Some(positive)) = (scores.as_mut(), positive) {
                 match class_probability(class, positive)? {
@@ -1078,7 +1080,7 @@ fn scanned_columns<'py>(
     )))
 }
 
-/// A class prediction's probability of ``label`` as `_columns` reads it: NaN where the
+/// A class prediction's probability of ``label`` as `_prediction_columns` reads it: NaN where the
 /// probabilities or that label are absent; None (the Python path decides) for anything but a float.
 fn class_probability(
     class: &Bound<'_, PyDict>,
