@@ -70,8 +70,9 @@ def columns_from_scanned(records: list[HeldPrediction], profile: ReferenceProfil
     numeric = _numeric_names(profile)
     categorical = [name for name in profile.features if name not in numeric]
     numeric_prediction = isinstance(profile.prediction, NumericFeatureProfile)
-    positive = _inline_score_label(profile)
-    scanned = native.scanned_columns(records, generation, len(numeric), len(categorical), numeric_prediction, positive)
+    scored, positive = _score_label(profile)
+    scanned = native.scanned_columns(records, generation, len(numeric), len(categorical), numeric_prediction,
+                                     scored, positive)
     if scanned is None:
         return None
     ts, crc, numeric_rows, categorical_rows, prediction, score = scanned
@@ -81,7 +82,7 @@ def columns_from_scanned(records: list[HeldPrediction], profile: ReferenceProfil
         return _columns(records, features, profile, seed)
     features = {name: features[name] for name in profile.features}
     keys = hashed_keys(np.frombuffer(crc, dtype=np.uint32), seed=seed)
-    if prediction is None or (positive is not None and score is None):
+    if prediction is None or (scored and score is None):
         prediction, score = _prediction_columns(list(map(attrgetter("prediction"), records)), profile)
     elif numeric_prediction:
         prediction = np.frombuffer(prediction, dtype=np.float64)
@@ -98,11 +99,12 @@ def _feature_rows(data: bytearray, dtype: type, names: list[str], n_rows: int) -
     return dict(zip(names, np.frombuffer(data, dtype=dtype).reshape(len(names), n_rows), strict=True))
 
 
-def _inline_score_label(profile: ReferenceProfile) -> str | None:
-    """The class whose probability is a binary classifier's score, when the profile monitors one."""
+def _score_label(profile: ReferenceProfile) -> tuple[bool, str | None]:
+    """Whether the profile monitors a classifier's score, and the class whose probability it is
+    (a binary classifier's positive class; None: each prediction's own class)."""
     if profile.prediction_score is None or not isinstance(profile.prediction, CategoricalFeatureProfile):
-        return None
-    return binary_positive(profile.prediction.categories)
+        return False, None
+    return True, binary_positive(profile.prediction.categories)
 
 
 def _numeric_names(profile: ReferenceProfile) -> list[str]:
@@ -144,8 +146,8 @@ def _prediction_columns(predictions: list, profile: ReferenceProfile) -> tuple[n
         raw_prediction = labels if labels is not None else [_prediction_value(p) for p in predictions]
         prediction = to_float(raw_prediction) if numeric_prediction else to_str(raw_prediction)
     score = None
-    if profile.prediction_score is not None and isinstance(profile.prediction, CategoricalFeatureProfile):
-        positive = binary_positive(profile.prediction.categories)
+    scored, positive = _score_label(profile)
+    if scored:
         if labels is not None and positive is not None:  # every row a class: `classification_score` inline
             score = to_float([q.get(positive) if isinstance(q := p.get("probabilities"), dict) else None
                               for p in predictions])

@@ -982,12 +982,13 @@ fn ucs4(py: Python<'_>, texts: &[PyObject]) -> PyResult<(Vec<u32>, usize)> {
 /// the sketches take them). Then the
 /// prediction column when every prediction has the form of the fast path: with
 /// ``numeric_prediction``, a float each (float64); else a class each (its label, in a list), and
-/// with ``positive`` set, that class's probability each (float64, NaN where absent); None for a
-/// column the Python path must build. None for all of it when a record is not a
+/// when ``scored``, the probability of ``positive`` (a binary classifier's positive class), or
+/// of the row's own class when None, each (float64, NaN where absent); None for a column the
+/// Python path must build. None for all of it when a record is not a
 /// `ScannedPrediction` of that generation: the Python path reads those records again.
 #[pyfunction]
-#[pyo3(signature = (records, generation, n_numeric, n_categorical, numeric_prediction, positive))]
-#[allow(clippy::type_complexity)]
+#[pyo3(signature = (records, generation, n_numeric, n_categorical, numeric_prediction, scored, positive))]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)] // the Python call's arguments, one by one
 fn scanned_columns<'py>(
     py: Python<'py>,
     records: &Bound<'py, PyList>,
@@ -995,6 +996,7 @@ fn scanned_columns<'py>(
     n_numeric: usize,
     n_categorical: usize,
     numeric_prediction: bool,
+    scored: bool,
     positive: Option<&Bound<'py, PyString>>,
 ) -> PyResult<
     Option<(
@@ -1013,9 +1015,7 @@ fn scanned_columns<'py>(
     let mut categorical = vec![0isize; n * n_categorical];
     let mut floats = numeric_prediction.then(|| Vec::with_capacity(n));
     let mut labels = (!numeric_prediction).then(|| PyList::empty(py));
-    let mut scores = positive
-        .filter(|_| !numeric_prediction)
-        .map(|_| Vec::with_capacity(n));
+    let mut scores = (scored && !numeric_prediction).then(|| Vec::with_capacity(n));
     for (row, item) in records.iter().enumerate() {
         let Ok(record) = item.downcast_exact::<ScannedPrediction>() else {
             return Ok(None);
@@ -1048,14 +1048,20 @@ fn scanned_columns<'py>(
                 (labels, scores) = (None, None);
                 continue;
             };
-            match class.get_item(intern!(py, "label"))? {
-                Some(label) if label.is_exact_instance_of::<PyString>() => {
-                    labels.as_ref().expect("checked").append(label)?
+            let label = match class.get_item(intern!(py, "label"))? {
+                Some(label) if label.is_exact_instance_of::<PyString>() => label,
+                _ => {
+                    (labels, scores) = (None, None); // `to_str` would make a string of it: Python decides
+                    continue;
                 }
-                _ => (labels, scores) = (None, None), // `to_str` would make a string of it: Python decides
-            }
-            if let (Some(values), Some(positive)) = (scores.as_mut(), positive) {
-                match class_probability(class, positive)? {
+            };
+            labels.as_ref().expect("checked").append(&label)?;
+            if let Some(values) = scores.as_mut() {
+                let scored_class = match positive {
+                    Some(positive) => positive.clone(),
+                    None => label.downcast_into::<PyString>()?,
+                };
+                match class_probability(class, &scored_class)? {
                     Some(value) => values.push(value),
                     None => scores = None,
                 }

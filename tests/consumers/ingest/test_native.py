@@ -207,6 +207,10 @@ def test_scanned_columns_are_the_columns_of_the_records_read_by_the_python_path(
     """One native pass makes the columns; where a prediction is not in the fast path's form, Python makes them."""
     sim = _simulator(missing_fraction=0.05)
     profiles = _profiles(sim)
+    three_classes = sim.reference_frame("a", 600).assign(  # a multiclass model's score: its predicted class's
+        prediction=np.random.default_rng(2).choice(["0", "1", "2"], size=600))
+    profiles["m"] = build_reference(three_classes, model="m", model_version="1", task="classification")
+    assert profiles["m"].prediction_score is not None
     scanner = _scanner(profiles)
     values = [v for batch in sim.batches(600, batch_size=600)
               for kind, v in zip(batch.kinds, batch.values, strict=True) if kind == "predictions"]
@@ -227,6 +231,8 @@ def test_scanned_columns_are_the_columns_of_the_records_read_by_the_python_path(
         "a class for a regressor": [*by_model["b"][:20], event(event_b, 98, prediction={"label": "late"})],
         "a ranker given floats": [event({**event_b, "model": "r", "features": {}}, n, prediction=n + 0.5)
                                   for n in range(5)],
+        "multiclass": [event({**event_a, "model": "m"}, n, prediction=form) for n, form in enumerate(
+            [*class_forms, {"label": "2", "probabilities": {"0": 0.125, "1": 0.25, "2": 0.625}}] * 3)],
     }
     assert columns_from_scanned(scanner.scan(by_model["a"], 1_048_576, math.inf), profiles["a"], 1) is None
     for name, batch in batches.items():
