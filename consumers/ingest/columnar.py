@@ -26,7 +26,7 @@ import numpy as np
 
 from driftline.consumers.ingest import native
 from driftline.consumers.ingest.native import PredictionScanner, ScannedPrediction
-from driftline.schemas.codec import OutcomeRecord, PendingPrediction, PredictionRecord, RawMessage, decode_records
+from driftline.schemas.codec import OutcomeRecord, PredictionRecord, RawMessage, decode_records, prediction_json
 from driftline.schemas.events import PredictionEvent, RankingOutcome, RankingPrediction
 from driftline.schemas.profiles import CategoricalFeatureProfile, NumericFeatureProfile, ReferenceProfile
 from driftline.stream.columns import Columns, LabeledColumns, to_float, to_str
@@ -208,10 +208,10 @@ def _prediction_value(prediction: object) -> object:
 
 
 def _as_record(record: HeldPrediction) -> PredictionRecord:
-    """A held prediction as a `PredictionRecord`: a scanned one read again by the Python path (which accepts it)."""
+    """A held prediction as a `PredictionRecord`: a scanned one written out and read by the Python path."""
     if isinstance(record, PredictionRecord):
         return record
-    value = record.value  # accepted when scanned, under ingest's own payload limit, whatever that is
+    value = prediction_json(record)  # accepted when scanned, under ingest's own payload limit, whatever that is
     return decode_records([RawMessage(value)], PredictionEvent, max_payload_bytes=len(value)).records[0]
 
 
@@ -309,7 +309,7 @@ class RecordPanes(PaneAggregator):
                 numeric = _numeric_names(bins.profile)
                 layouts[model] = (numeric, [(name, b.category_ids(), b.unseen, b.n_bins)
                                             for name, b in bins.features.items() if name not in numeric])
-            self._scanner = PredictionScanner(layouts, self._layout_generation, PendingPrediction)
+            self._scanner = PredictionScanner(layouts, self._layout_generation)
         return self._scanner
 
     def add_records(self, records: Sequence[HeldPrediction]) -> None:

@@ -11,12 +11,12 @@ shape check is unsure about), they are held and released with numpy (``argsort``
 times), sketched from columns, joined with dicts on ``request_id`` and written out with
 `labeled_json`. With the native hot path (``ingest.native``, `consumers.ingest.native`) the
 events in driftline's own JSON form are read in Rust instead (a prediction as a
-`ScannedPrediction`: its feature columns and its waiting prediction made while scanning) and the
-labeled records written there; every other event takes the path above, in place. Once
-sketched, a prediction waits for its outcome as a `PendingPrediction`: its labeled event's
-JSON but for the outcome's part, not its features as Python objects (about 1.1 against 1.6 kB
-a waiting prediction in ``bench/ingest_handler_bench.py``'s stream, and
-no cold dict to walk when its outcome comes, which may be hours later).
+`ScannedPrediction`: its feature columns, and its labeled event's JSON but for the outcome's
+part, held in Rust) and the labeled records written there; every other event takes the path
+above, in place. Once sketched, a prediction waits for its outcome as that JSON, not its
+features as Python objects: a scanned prediction as itself, any other as a `PendingPrediction`
+(in ``bench/ingest_handler_bench.py``'s stream about 0.9 and 1.1 kB a waiting prediction, against
+1.6 as a record, and no cold dict to walk when its outcome comes, which may be hours later).
 
 Event-time alignment
     The two input topics are consumed independently, so one batch may hold minutes of
@@ -485,9 +485,9 @@ class _Changes:
         return records
 
 
-def _waiting(record: HeldPrediction) -> PendingPrediction:
-    """What a prediction waits for its outcome as: a scanned one has its labeled JSON already."""
-    return pending_prediction(record) if isinstance(record, PredictionRecord) else record.pending
+def _waiting(record: HeldPrediction) -> PendingPrediction | HeldPrediction:
+    """What a prediction waits for its outcome as: a scanned one waits as itself (it holds its labeled JSON)."""
+    return pending_prediction(record) if isinstance(record, PredictionRecord) else record
 
 
 def _increase(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:

@@ -9,7 +9,10 @@
 //! scanners accept a subset of what that path accepts, with the same values, and the waiting
 //! prediction's labeled JSON is byte for byte what `pending_prediction` writes: it is spliced
 //! from the input's own bytes, which is only right because every number and string accepted
-//! is already in the form orjson would write (checked, not assumed). `labeled_records` writes
+//! is already in the form orjson would write (checked, not assumed). A scanned prediction holds
+//! that JSON and its features in Rust, no Python object but its ids and model, and waits in the
+//! join store as itself; its prediction is read again from that JSON where a column needs it,
+//! and made a Python object only when Python asks. `labeled_records` writes
 //! the labeled events of joined pairs the same way (None where orjson must), and
 //! `split_consumed` splits a poll by input partition in one pass. `scanned_columns` and
 //! `labeled_columns` turn a batch of scanned predictions, or of joined rows, into the columns
@@ -288,22 +291,19 @@ struct ScannedPrediction {
     model: Py<PyString>,
     #[pyo3(get)]
     request_id: Py<PyString>,
-    /// The decoded prediction: a float, or the `ClassPrediction` as its JSON object.
-    #[pyo3(get)]
-    prediction: PyObject,
-    /// What waits for the outcome once sketched: the `PendingPrediction` that
-    /// `pending_prediction` makes, its labeled JSON spliced from this event's bytes.
-    #[pyo3(get)]
-    pending: PyObject,
+    /// The labeled event's JSON from the model to the prediction, and its variant and entity id
+    /// when set, as `pending_prediction` writes them (spliced from this event's bytes): once
+    /// sketched, the scanned prediction itself waits in the join store for its outcome.
+    body: Box<[u8]>,
+    tail: Box<[u8]>,
+    /// Where the prediction's JSON starts in ``body``: read again, natively, when needed.
+    prediction_at: usize,
     /// The profile's numeric features, in its order (NaN: null or missing). `scanned_columns`
     /// reads them natively: no Python object per event holds them.
     numeric: Vec<f64>,
     /// The profile's categorical features as their bins' ids, in its order (as
     /// `CategoricalBins.ids` with ``none_apart`` gives them: null or missing is ``n_bins``).
     categorical: Vec<isize>,
-    /// The message as it was read, for the Python path when the layout is out of date.
-    #[pyo3(get)]
-    value: Py<PyBytes>,
     #[pyo3(get)]
     generation: u64,
 }
@@ -320,6 +320,74 @@ impl ScannedPrediction {
     #[getter]
     fn categorical<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, plain_bytes(&self.categorical))
+    }
+
+    #[getter]
+    fn labeled_body<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.body)
+    }
+
+    #[getter]
+    fn labeled_tail<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.tail)
+    }
+
+    /// The decoded prediction, made on each call: a float, or the `ClassPrediction` as its
+    /// JSON object (the Python paths read it; the native ones read the JSON).
+    #[getter]
+    fn prediction(&self, py: Python<'_>) -> PyResult<PyObject> {
+        Ok(match self.predicted() {
+            Predicted::Float(value) => PyFloat::new(py, value).into_any().unbind(),
+            Predicted::Class(entries) => {
+                let dict = PyDict::new(py);
+                for (key, value) in entries {
+                    match value {
+                        ClassValue::Label(label) => dict.set_item(key, label)?,
+                        ClassValue::NoProbabilities => dict.set_item(key, py.None())?,
+                        ClassValue::Probabilities(probabilities) => {
+                            let inner = PyDict::new(py);
+                            for (label, probability) in probabilities {
+                                inner.set_item(label, probability)?;
+                            }
+                            dict.set_item(key, inner)?;
+                        }
+                    }
+                }
+                dict.into_any().unbind()
+            }
+        })
+    }
+}
+
+impl ScannedPrediction {
+    /// The prediction, read again from ``body`` (checked when scanned, so it reads).
+    fn predicted(&self) -> Predicted<'_> {
+        read_prediction(&self.body[self.prediction_at..], &mut String::new())
+            .expect("a prediction checked when scanned")
+    }
+
+    /// A class prediction's label and its probability of ``label`` (or of its own class when
+    /// None), as `_prediction_columns` reads them: NaN where the probabilities or that class are
+    /// absent; None when the prediction is not a class.
+    fn class_score(&self, label: Option<&str>) -> Option<(&str, f64)> {
+        let Predicted::Class(entries) = self.predicted() else {
+            return None;
+        };
+        let own = entries.iter().find_map(|(_, value)| match value {
+            ClassValue::Label(label) => Some(*label),
+            _ => None,
+        })?;
+        let scored = label.unwrap_or(own);
+        let probability = entries
+            .iter()
+            .find_map(|(_, value)| match value {
+                ClassValue::Probabilities(probabilities) => probabilities
+                    .iter()
+                    .find_map(|(class, p)| (*class == scored).then_some(*p)),
+                _ => None,
+            })
+            .unwrap_or(f64::NAN);
+        Some((own, probability))
     }
 }
 
@@ -346,20 +414,16 @@ struct PredictionScanner {
     generation: u64,
     strings: HashMap<String, Py<PyString>>,
     scratch: String,
-    empty: Py<PyBytes>,
-    pending_type: PyObject,
 }
 
 #[pymethods]
 impl PredictionScanner {
     /// ``layouts``: model -> (numeric feature names, categorical features), each in the
     /// profile's order, a categorical feature as (name, bin id per category, the unseen bin's
-    /// id, the null id); ``generation`` is stamped on every `ScannedPrediction`;
-    /// ``pending_type`` is `PendingPrediction`.
+    /// id, the null id); ``generation`` is stamped on every `ScannedPrediction`.
     #[new]
     #[allow(clippy::type_complexity)]
     fn new(
-        py: Python<'_>,
         layouts: std::collections::HashMap<
             String,
             (
@@ -373,7 +437,6 @@ impl PredictionScanner {
             ),
         >,
         generation: u64,
-        pending_type: PyObject,
     ) -> Self {
         let layouts = layouts
             .into_iter()
@@ -407,8 +470,6 @@ impl PredictionScanner {
             generation,
             strings: HashMap::default(),
             scratch: String::new(),
-            empty: PyBytes::new(py, b"").unbind(),
-            pending_type,
         }
     }
 
@@ -490,9 +551,9 @@ impl PredictionScanner {
         {
             return Ok(None);
         }
-        let Some(prediction_object) = self.prediction(py, prediction)? else {
+        if read_prediction(prediction, &mut self.scratch).is_none() {
             return Ok(None);
-        };
+        }
 
         let mut body = Vec::with_capacity(features.len() + prediction.len() + 96);
         body.extend_from_slice(b"\"model\":");
@@ -504,6 +565,7 @@ impl PredictionScanner {
         body.extend_from_slice(b",\"features\":");
         body.extend_from_slice(features);
         body.extend_from_slice(b",\"prediction\":");
+        let prediction_at = body.len();
         body.extend_from_slice(prediction);
         let mut tail = Vec::new();
         for (name, field) in [
@@ -517,33 +579,16 @@ impl PredictionScanner {
                 tail.extend_from_slice(raw);
             }
         }
-        let event_id = PyString::new(py, event_id);
-        let model = self.string(py, model).into_bound(py);
-        let request_id = PyString::new(py, request_id);
-        let tail = if tail.is_empty() {
-            self.empty.bind(py).clone()
-        } else {
-            PyBytes::new(py, &tail)
-        };
-        let pending = self.pending_type.bind(py).call1((
-            &event_id,
-            ts,
-            &model,
-            &request_id,
-            &prediction_object,
-            PyBytes::new(py, &body),
-            tail,
-        ))?;
         let scanned = ScannedPrediction {
-            event_id: event_id.unbind(),
+            event_id: PyString::new(py, event_id).unbind(),
             ts,
-            model: model.unbind(),
-            request_id: request_id.unbind(),
-            prediction: prediction_object,
-            pending: pending.unbind(),
+            model: self.string(py, model),
+            request_id: PyString::new(py, request_id).unbind(),
+            body: body.into_boxed_slice(),
+            tail: tail.into_boxed_slice(),
+            prediction_at,
             numeric,
             categorical,
-            value: value.clone().unbind(),
             generation: self.generation,
         };
         Ok(Some(Bound::new(py, scanned)?))
@@ -604,99 +649,6 @@ impl PredictionScanner {
         }
         cursor.eat(b'}')?;
         cursor.at_end().then_some(parts)
-    }
-
-    /// A float prediction, or a `ClassPrediction` object (label, probabilities in [0, 1]).
-    fn prediction(&mut self, py: Python<'_>, raw: &[u8]) -> PyResult<Option<PyObject>> {
-        let mut cursor = Cursor::new(raw);
-        if cursor.peek() != Some(b'{') {
-            return Ok(match cursor.number(&mut self.scratch) {
-                Some(Number::Float(value)) if cursor.at_end() => {
-                    Some(PyFloat::new(py, value).into_any().unbind())
-                }
-                _ => None, // an int would be written back as a float: Python decides
-            });
-        }
-        let Some(entries) = self.class_prediction(&mut cursor) else {
-            return Ok(None);
-        };
-        let dict = PyDict::new(py);
-        for (key, value) in entries {
-            match value {
-                ClassValue::Label(label) => {
-                    dict.set_item(self.string(py, key), self.string(py, label))?
-                }
-                ClassValue::NoProbabilities => dict.set_item(self.string(py, key), py.None())?,
-                ClassValue::Probabilities(probabilities) => {
-                    let inner = PyDict::new(py);
-                    for (label, probability) in probabilities {
-                        inner.set_item(self.string(py, label), probability)?;
-                    }
-                    dict.set_item(self.string(py, key), inner)?;
-                }
-            }
-        }
-        Ok(Some(dict.into_any().unbind()))
-    }
-
-    fn class_prediction<'a>(
-        &mut self,
-        cursor: &mut Cursor<'a>,
-    ) -> Option<Vec<(&'a str, ClassValue<'a>)>> {
-        cursor.eat(b'{')?;
-        let mut entries: Vec<(&'a str, ClassValue<'a>)> = Vec::with_capacity(2);
-        let mut has_label = false;
-        loop {
-            let key = cursor.string()?;
-            cursor.eat(b':')?;
-            if entries.iter().any(|(seen, _)| *seen == key) {
-                return None;
-            }
-            match key {
-                "label" => {
-                    entries.push((key, ClassValue::Label(cursor.name()?)));
-                    has_label = true;
-                }
-                "probabilities" if cursor.peek()? == b'n' => {
-                    cursor.null()?;
-                    entries.push((key, ClassValue::NoProbabilities));
-                }
-                "probabilities" => {
-                    entries.push((key, ClassValue::Probabilities(self.probabilities(cursor)?)))
-                }
-                _ => return None, // a ranking, or an unknown key
-            }
-            if cursor.eat(b',').is_none() {
-                break;
-            }
-        }
-        cursor.eat(b'}')?;
-        (has_label && cursor.at_end()).then_some(entries)
-    }
-
-    fn probabilities<'a>(&mut self, cursor: &mut Cursor<'a>) -> Option<Vec<(&'a str, f64)>> {
-        cursor.eat(b'{')?;
-        let mut probabilities: Vec<(&'a str, f64)> = Vec::new();
-        if cursor.eat(b'}').is_some() {
-            return Some(probabilities);
-        }
-        loop {
-            let label = cursor.string()?;
-            cursor.eat(b':')?;
-            let Number::Float(value) = cursor.number(&mut self.scratch)? else {
-                return None;
-            };
-            if !(0.0..=1.0).contains(&value) || probabilities.iter().any(|(seen, _)| *seen == label)
-            {
-                return None;
-            }
-            probabilities.push((label, value));
-            if cursor.eat(b',').is_none() {
-                break;
-            }
-        }
-        cursor.eat(b'}')?;
-        Some(probabilities)
     }
 
     /// A Python string for a short text seen often (model names, labels), made once.
@@ -831,6 +783,85 @@ enum ClassValue<'a> {
     Probabilities(Vec<(&'a str, f64)>),
 }
 
+/// A prediction in the fast path's form: a float, or a class (its object's entries, in order).
+enum Predicted<'a> {
+    Float(f64),
+    Class(Vec<(&'a str, ClassValue<'a>)>),
+}
+
+/// A float prediction, or a `ClassPrediction` object (label, probabilities in [0, 1]); None
+/// for any other form (an int, which Python would write back as a float; a ranking; ...).
+fn read_prediction<'a>(raw: &'a [u8], scratch: &mut String) -> Option<Predicted<'a>> {
+    let mut cursor = Cursor::new(raw);
+    if cursor.peek() != Some(b'{') {
+        return match cursor.number(scratch) {
+            Some(Number::Float(value)) if cursor.at_end() => Some(Predicted::Float(value)),
+            _ => None,
+        };
+    }
+    class_prediction(&mut cursor, scratch).map(Predicted::Class)
+}
+
+fn class_prediction<'a>(
+    cursor: &mut Cursor<'a>,
+    scratch: &mut String,
+) -> Option<Vec<(&'a str, ClassValue<'a>)>> {
+    cursor.eat(b'{')?;
+    let mut entries: Vec<(&'a str, ClassValue<'a>)> = Vec::with_capacity(2);
+    let mut has_label = false;
+    loop {
+        let key = cursor.string()?;
+        cursor.eat(b':')?;
+        if entries.iter().any(|(seen, _)| *seen == key) {
+            return None;
+        }
+        match key {
+            "label" => {
+                entries.push((key, ClassValue::Label(cursor.name()?)));
+                has_label = true;
+            }
+            "probabilities" if cursor.peek()? == b'n' => {
+                cursor.null()?;
+                entries.push((key, ClassValue::NoProbabilities));
+            }
+            "probabilities" => entries.push((
+                key,
+                ClassValue::Probabilities(probabilities(cursor, scratch)?),
+            )),
+            _ => return None, // a ranking, or an unknown key
+        }
+        if cursor.eat(b',').is_none() {
+            break;
+        }
+    }
+    cursor.eat(b'}')?;
+    (has_label && cursor.at_end()).then_some(entries)
+}
+
+fn probabilities<'a>(cursor: &mut Cursor<'a>, scratch: &mut String) -> Option<Vec<(&'a str, f64)>> {
+    cursor.eat(b'{')?;
+    let mut probabilities: Vec<(&'a str, f64)> = Vec::new();
+    if cursor.eat(b'}').is_some() {
+        return Some(probabilities);
+    }
+    loop {
+        let label = cursor.string()?;
+        cursor.eat(b':')?;
+        let Number::Float(value) = cursor.number(scratch)? else {
+            return None;
+        };
+        if !(0.0..=1.0).contains(&value) || probabilities.iter().any(|(seen, _)| *seen == label) {
+            return None;
+        }
+        probabilities.push((label, value));
+        if cursor.eat(b',').is_none() {
+            break;
+        }
+    }
+    cursor.eat(b'}')?;
+    Some(probabilities)
+}
+
 fn optional_name<'a>(cursor: &mut Cursor<'a>, bytes: &'a [u8]) -> Option<Option<&'a [u8]>> {
     let start = cursor.at;
     if cursor.peek()? == b'n' {
@@ -859,8 +890,9 @@ fn labeled_columns<'py>(
     positive: Option<&Bound<'py, PyString>>,
 ) -> PyResult<Option<Bound<'py, PyTuple>>> {
     let width = std::mem::size_of::<isize>();
-    let mut truth: Vec<PyObject> = Vec::with_capacity(positions.len() / width);
-    let mut predicted: Vec<PyObject> = Vec::with_capacity(positions.len() / width);
+    let positive = positive.map(|positive| positive.to_str()).transpose()?;
+    let mut truth: Vec<String> = Vec::with_capacity(positions.len() / width);
+    let mut predicted: Vec<String> = Vec::with_capacity(positions.len() / width);
     let mut scores = positive.map(|_| Vec::with_capacity(positions.len() / width));
     let mut true_values = Vec::new();
     let mut predicted_values = Vec::new();
@@ -869,52 +901,54 @@ fn labeled_columns<'py>(
         let row = rows.get_item(usize::try_from(index)?)?;
         let row = row.downcast::<PyTuple>()?;
         let (prediction, outcome) = (row.get_item(1)?, row.get_item(2)?);
-        let prediction = prediction.getattr(intern!(py, "prediction"))?;
         let outcome = outcome.getattr(intern!(py, "outcome"))?;
+        let scanned = prediction.downcast_exact::<ScannedPrediction>().ok();
         if !classification {
-            match (
-                prediction.downcast_exact::<PyFloat>(),
-                outcome.downcast_exact::<PyFloat>(),
-            ) {
-                (Ok(prediction), Ok(outcome)) => {
-                    predicted_values.push(prediction.value());
+            let value = match scanned.map(|scanned| scanned.get().predicted()) {
+                Some(Predicted::Float(value)) => Some(value),
+                Some(Predicted::Class(_)) => None,
+                None => prediction
+                    .getattr(intern!(py, "prediction"))?
+                    .downcast_exact::<PyFloat>()
+                    .ok()
+                    .map(|value| value.value()),
+            };
+            match (value, outcome.downcast_exact::<PyFloat>()) {
+                (Some(value), Ok(outcome)) => {
+                    predicted_values.push(value);
                     true_values.push(outcome.value());
                 }
                 _ => return Ok(None),
             }
             continue;
         }
-        let (Ok(class), true) = (
-            prediction.downcast_exact::<PyDict>(),
-            outcome.is_exact_instance_of::<PyString>(),
-        ) else {
+        let Ok(outcome) = outcome.downcast_exact::<PyString>() else {
             return Ok(None);
         };
-        let Some(label) = class.get_item(intern!(py, "label"))? else {
-            return Ok(None);
+        let (label, probability) = match scanned {
+            Some(scanned) => match scanned.get().class_score(positive) {
+                // an absent probability (NaN here) leaves the batch without scores there
+                Some((label, probability)) => (
+                    label.to_owned(),
+                    (!probability.is_nan()).then_some(probability),
+                ),
+                None => return Ok(None),
+            },
+            None => {
+                match python_class(&prediction.getattr(intern!(py, "prediction"))?, positive)? {
+                    Some(read) => read,
+                    None => return Ok(None),
+                }
+            }
         };
-        if !label.is_exact_instance_of::<PyString>() {
-            return Ok(None);
-        }
-        if let (Some(values), Some(positive)) = (scores.as_mut(), positive) {
-            let probability = match class.get_item(intern!(py, "probabilities"))? {
-                Some(probabilities) => match probabilities.downcast_exact::<PyDict>() {
-                    Ok(probabilities) => probabilities.get_item(positive)?,
-                    Err(_) if probabilities.is_none() => None,
-                    Err(_) => return Ok(None),
-                },
-                None => None,
-            };
+        if let Some(values) = scores.as_mut() {
             match probability {
-                Some(value) => match value.downcast_exact::<PyFloat>() {
-                    Ok(value) => values.push(value.value()),
-                    Err(_) => return Ok(None), // None is NaN there, an int a float: Python decides
-                },
+                Some(value) => values.push(value),
                 None => scores = None, // a row without it: no scores for the batch
             }
         }
-        truth.push(outcome.unbind());
-        predicted.push(label.unbind());
+        truth.push(outcome.to_str()?.to_owned());
+        predicted.push(label);
     }
     if !classification {
         return Ok(Some(PyTuple::new(
@@ -925,8 +959,8 @@ fn labeled_columns<'py>(
             ],
         )?));
     }
-    let (true_codes, true_width) = ucs4(py, &truth)?;
-    let (predicted_codes, predicted_width) = ucs4(py, &predicted)?;
+    let (true_codes, true_width) = ucs4(&truth);
+    let (predicted_codes, predicted_width) = ucs4(&predicted);
     let scores = optional_floats(py, scores);
     Ok(Some(PyTuple::new(
         py,
@@ -938,6 +972,43 @@ fn labeled_columns<'py>(
             scores.into_bound(py),
         ],
     )?))
+}
+
+/// A class prediction read from its Python object, as `labeled_columns_from_rows` reads it: its
+/// label, and its probability of ``positive`` (None where absent); None where Python must decide.
+#[allow(clippy::type_complexity)]
+fn python_class(
+    prediction: &Bound<'_, PyAny>,
+    positive: Option<&str>,
+) -> PyResult<Option<(String, Option<f64>)>> {
+    let py = prediction.py();
+    let Ok(class) = prediction.downcast_exact::<PyDict>() else {
+        return Ok(None);
+    };
+    let Some(label) = class.get_item(intern!(py, "label"))? else {
+        return Ok(None);
+    };
+    let Ok(label) = label.downcast_exact::<PyString>() else {
+        return Ok(None);
+    };
+    let mut probability = None;
+    if let Some(positive) = positive {
+        if let Some(probabilities) = class.get_item(intern!(py, "probabilities"))? {
+            match probabilities.downcast_exact::<PyDict>() {
+                Ok(probabilities) => {
+                    if let Some(value) = probabilities.get_item(positive)? {
+                        let Ok(value) = value.downcast_exact::<PyFloat>() else {
+                            return Ok(None); // None is NaN there, an int a float: Python decides
+                        };
+                        probability = Some(value.value());
+                    }
+                }
+                Err(_) if probabilities.is_none() => {}
+                Err(_) => return Ok(None),
+            }
+        }
+    }
+    Ok(Some((label.to_str()?.to_owned(), probability)))
 }
 
 /// Float64 values as native bytes (a bytearray, for a writable numpy view), or None.
@@ -954,25 +1025,20 @@ fn optional_floats(py: Python<'_>, values: Option<Vec<f64>>) -> PyObject {
 
 /// Strings as numpy's ``<U{width}`` holds them: each one's code points, zero-padded to the
 /// longest (at least one, as numpy makes an array of empty strings).
-fn ucs4(py: Python<'_>, texts: &[PyObject]) -> PyResult<(Vec<u32>, usize)> {
-    let mut width = 1;
-    for text in texts {
-        width = width.max(
-            text.bind(py)
-                .downcast::<PyString>()?
-                .to_str()?
-                .chars()
-                .count(),
-        );
-    }
+fn ucs4(texts: &[String]) -> (Vec<u32>, usize) {
+    let width = texts
+        .iter()
+        .map(|text| text.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let mut codes = vec![0u32; texts.len() * width];
     for (row, text) in texts.iter().enumerate() {
-        let text = text.bind(py).downcast::<PyString>()?.to_str()?;
         for (at, char) in text.chars().enumerate() {
             codes[row * width + at] = u32::from(char);
         }
     }
-    Ok((codes, width))
+    (codes, width)
 }
 
 /// The columns `columns_from_scanned` needs of predictions scanned with the layouts of
@@ -997,7 +1063,7 @@ fn scanned_columns<'py>(
     n_categorical: usize,
     numeric_prediction: bool,
     scored: bool,
-    positive: Option<&Bound<'py, PyString>>,
+    positive: Option<&str>,
 ) -> PyResult<
     Option<(
         Bound<'py, PyByteArray>,
@@ -1014,7 +1080,7 @@ fn scanned_columns<'py>(
     let mut numeric = vec![0.0f64; n * n_numeric];
     let mut categorical = vec![0isize; n * n_categorical];
     let mut floats = numeric_prediction.then(|| Vec::with_capacity(n));
-    let mut labels = (!numeric_prediction).then(|| PyList::empty(py));
+    let mut labels = (!numeric_prediction).then(|| Vec::with_capacity(n));
     let mut scores = (scored && !numeric_prediction).then(|| Vec::with_capacity(n));
     for (row, item) in records.iter().enumerate() {
         let Ok(record) = item.downcast_exact::<ScannedPrediction>() else {
@@ -1037,34 +1103,19 @@ fn scanned_columns<'py>(
         for (feature, &id) in record.categorical.iter().enumerate() {
             categorical[feature * n + row] = id;
         }
-        let prediction = record.prediction.bind(py);
         if let Some(values) = floats.as_mut() {
-            match prediction.downcast_exact::<PyFloat>() {
-                Ok(value) => values.push(value.value()),
-                Err(_) => floats = None,
+            match record.predicted() {
+                Predicted::Float(value) => values.push(value),
+                Predicted::Class(_) => floats = None,
             }
-        } else if labels.is_some() {
-            let Ok(class) = prediction.downcast_exact::<PyDict>() else {
+        } else if let Some(texts) = labels.as_mut() {
+            let Some((label, probability)) = record.class_score(positive) else {
                 (labels, scores) = (None, None);
                 continue;
             };
-            let label = match class.get_item(intern!(py, "label"))? {
-                Some(label) if label.is_exact_instance_of::<PyString>() => label,
-                _ => {
-                    (labels, scores) = (None, None); // `to_str` would make a string of it: Python decides
-                    continue;
-                }
-            };
-            labels.as_ref().expect("checked").append(&label)?;
+            texts.push(label.to_owned());
             if let Some(values) = scores.as_mut() {
-                let scored_class = match positive {
-                    Some(positive) => positive.clone(),
-                    None => label.downcast_into::<PyString>()?,
-                };
-                match class_probability(class, &scored_class)? {
-                    Some(value) => values.push(value),
-                    None => scores = None,
-                }
+                values.push(probability);
             }
         }
     }
@@ -1072,7 +1123,7 @@ fn scanned_columns<'py>(
         (Some(values), _) => PyByteArray::new(py, plain_bytes(&values))
             .into_any()
             .unbind(),
-        (None, Some(labels)) => labels.into_any().unbind(),
+        (None, Some(labels)) => PyList::new(py, labels)?.into_any().unbind(),
         (None, None) => py.None(),
     };
     let score = optional_floats(py, scores);
@@ -1084,33 +1135,6 @@ fn scanned_columns<'py>(
         prediction,
         score,
     )))
-}
-
-/// A class prediction's probability of ``label`` as `_prediction_columns` reads it: NaN where the
-/// probabilities or that label are absent; None (the Python path decides) for anything but a float.
-fn class_probability(
-    class: &Bound<'_, PyDict>,
-    label: &Bound<'_, PyString>,
-) -> PyResult<Option<f64>> {
-    let py = class.py();
-    let Some(probabilities) = class.get_item(intern!(py, "probabilities"))? else {
-        return Ok(Some(f64::NAN));
-    };
-    let Ok(probabilities) = probabilities.downcast_exact::<PyDict>() else {
-        return Ok(if probabilities.is_none() {
-            Some(f64::NAN)
-        } else {
-            None
-        });
-    };
-    Ok(match probabilities.get_item(label)? {
-        None => Some(f64::NAN),
-        Some(value) if value.is_none() => Some(f64::NAN),
-        Some(value) => value
-            .downcast_exact::<PyFloat>()
-            .ok()
-            .map(|value| value.value()),
-    })
 }
 
 /// CRC-32 (IEEE, reflected), as `zlib.crc32` computes it.
@@ -1340,13 +1364,39 @@ fn labeled_records<'py>(
     let mut json = Vec::with_capacity(1024);
     for pair in pairs.iter() {
         let (prediction, outcome) = pair.extract::<(Bound<'py, PyAny>, Bound<'py, PyAny>)>()?;
-        let prediction_id = prediction.getattr(intern!(py, "event_id"))?;
         let outcome_id = outcome.getattr(intern!(py, "event_id"))?;
-        let prediction_id = prediction_id.downcast::<PyString>()?.to_str()?;
         let outcome_id = outcome_id.downcast::<PyString>()?.to_str()?;
+        let outcome_ts: f64 = outcome.getattr(intern!(py, "ts"))?.extract()?;
+        let outcome_value = outcome.getattr(intern!(py, "outcome"))?;
+        // a scanned prediction's fields are read in Rust, any other's (a `PendingPrediction`) from Python
+        let (prediction_id, model, ts, body_object, tail_object);
+        let (body, tail): (&[u8], &[u8]);
+        if let Ok(scanned) = prediction.downcast_exact::<ScannedPrediction>() {
+            let scanned = scanned.get();
+            (prediction_id, model) = (
+                scanned.event_id.bind(py).clone(),
+                scanned.model.bind(py).clone(),
+            );
+            (ts, body, tail) = (scanned.ts, &scanned.body, &scanned.tail);
+        } else {
+            prediction_id = prediction
+                .getattr(intern!(py, "event_id"))?
+                .downcast_into::<PyString>()?;
+            model = prediction
+                .getattr(intern!(py, "model"))?
+                .downcast_into::<PyString>()?;
+            ts = prediction.getattr(intern!(py, "ts"))?.extract()?;
+            body_object = prediction
+                .getattr(intern!(py, "labeled_body"))?
+                .downcast_into::<PyBytes>()?;
+            tail_object = prediction
+                .getattr(intern!(py, "labeled_tail"))?
+                .downcast_into::<PyBytes>()?;
+            (body, tail) = (body_object.as_bytes(), tail_object.as_bytes());
+        }
         let mut digest = Sha256::new();
         digest.update(b"labeled\x1f");
-        digest.update(prediction_id.as_bytes());
+        digest.update(prediction_id.to_str()?.as_bytes());
         digest.update(b"\x1f");
         digest.update(outcome_id.as_bytes());
         let mut id = String::with_capacity(32);
@@ -1354,11 +1404,16 @@ fn labeled_records<'py>(
             id.push(HEX[usize::from(byte >> 4)] as char);
             id.push(HEX[usize::from(byte & 15)] as char);
         }
-        let model = prediction.getattr(intern!(py, "model"))?;
-        let outcome_ts: f64 = outcome.getattr(intern!(py, "ts"))?.extract()?;
         json.clear();
-        if write_labeled(&mut json, &id, &prediction, &outcome, outcome_ts)?.is_some() {
-            let key = PyBytes::new(py, model.downcast::<PyString>()?.to_str()?.as_bytes());
+        let labeled = Labeled {
+            id: &id,
+            ts,
+            outcome_ts,
+            body,
+            tail,
+        };
+        if labeled.write(&mut json, &outcome_value)?.is_some() {
+            let key = PyBytes::new(py, model.to_str()?.as_bytes());
             records.append((key, PyBytes::new(py, &json)))?;
         } else {
             records.append(py.None())?;
@@ -1375,51 +1430,53 @@ fn labeled_records<'py>(
     ))
 }
 
-fn write_labeled(
-    json: &mut Vec<u8>,
-    id: &str,
-    prediction: &Bound<'_, PyAny>,
-    outcome: &Bound<'_, PyAny>,
+/// What a labeled event is written from, bar its outcome.
+struct Labeled<'a> {
+    id: &'a str,
+    ts: f64,
     outcome_ts: f64,
-) -> PyResult<Option<()>> {
-    let py = prediction.py();
-    let outcome_value = outcome.getattr(intern!(py, "outcome"))?;
-    json.extend_from_slice(b"{\"schema_version\":1,\"event_id\":\"");
-    json.extend_from_slice(id.as_bytes());
-    json.extend_from_slice(b"\",\"ts\":");
-    if write_float(json, prediction.getattr(intern!(py, "ts"))?.extract()?).is_none() {
-        return Ok(None);
-    }
-    json.extend_from_slice(b",\"outcome_ts\":");
-    if write_float(json, outcome_ts).is_none() {
-        return Ok(None);
-    }
-    json.push(b',');
-    let body = prediction.getattr(intern!(py, "labeled_body"))?;
-    json.extend_from_slice(body.downcast::<PyBytes>()?.as_bytes());
-    json.extend_from_slice(b",\"outcome\":");
-    if let Ok(value) = outcome_value.downcast_exact::<PyFloat>() {
-        if write_float(json, value.value()).is_none() {
+    body: &'a [u8],
+    tail: &'a [u8],
+}
+
+impl Labeled<'_> {
+    /// The labeled event's JSON as `labeled_json` writes it, or None where orjson must.
+    fn write(&self, json: &mut Vec<u8>, outcome: &Bound<'_, PyAny>) -> PyResult<Option<()>> {
+        json.extend_from_slice(b"{\"schema_version\":1,\"event_id\":\"");
+        json.extend_from_slice(self.id.as_bytes());
+        json.extend_from_slice(b"\",\"ts\":");
+        if write_float(json, self.ts).is_none() {
             return Ok(None);
         }
-    } else if let Ok(text) = outcome_value.downcast_exact::<PyString>() {
-        let text = text.to_str()?;
-        if text
-            .bytes()
-            .any(|byte| byte == b'"' || byte == b'\\' || byte < 0x20)
-        {
-            return Ok(None); // orjson would escape it
+        json.extend_from_slice(b",\"outcome_ts\":");
+        if write_float(json, self.outcome_ts).is_none() {
+            return Ok(None);
         }
-        json.push(b'"');
-        json.extend_from_slice(text.as_bytes());
-        json.push(b'"');
-    } else {
-        return Ok(None);
+        json.push(b',');
+        json.extend_from_slice(self.body);
+        json.extend_from_slice(b",\"outcome\":");
+        if let Ok(value) = outcome.downcast_exact::<PyFloat>() {
+            if write_float(json, value.value()).is_none() {
+                return Ok(None);
+            }
+        } else if let Ok(text) = outcome.downcast_exact::<PyString>() {
+            let text = text.to_str()?;
+            if text
+                .bytes()
+                .any(|byte| byte == b'"' || byte == b'\\' || byte < 0x20)
+            {
+                return Ok(None); // orjson would escape it
+            }
+            json.push(b'"');
+            json.extend_from_slice(text.as_bytes());
+            json.push(b'"');
+        } else {
+            return Ok(None);
+        }
+        json.extend_from_slice(self.tail);
+        json.push(b'}');
+        Ok(Some(()))
     }
-    let tail = prediction.getattr(intern!(py, "labeled_tail"))?;
-    json.extend_from_slice(tail.downcast::<PyBytes>()?.as_bytes());
-    json.push(b'}');
-    Ok(Some(()))
 }
 
 /// A float as orjson writes it, where that is sure: fixed notation and at most 15 digits.

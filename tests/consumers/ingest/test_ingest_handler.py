@@ -10,7 +10,7 @@ import pytest
 from driftline.config import IngestSettings
 from driftline.consumers.ingest.handler import IngestOutputs, PartitionState
 from driftline.producers.simulator import Simulator
-from driftline.schemas.codec import PredictionRecord, RawMessage, RejectReason
+from driftline.schemas.codec import PredictionRecord, RawMessage, RejectReason, prediction_json
 from driftline.schemas.events import LabeledEvent
 from driftline.stream.reference import build_reference
 
@@ -209,7 +209,7 @@ def test_a_changelog_from_before_held_events_were_read_again_still_restores() ->
         state.handle(*step)
     records = [(key, value) for key, value in state.changelog() if key != b"panes"]
     snapshot = {"aggregator": state.panes.to_dict(), "released_below_ts": state.released_below_ts}
-    held = [(b"p:" + r.request_id.encode(), encode_record(r) if isinstance(r, PredictionRecord) else r.value)
+    held = [(b"p:" + r.request_id.encode(), encode_record(r) if isinstance(r, PredictionRecord) else prediction_json(r))
             for r in state.held_predictions.records]  # a scanned prediction holds its event's JSON
     held += [(b"o:" + r.request_id.encode(), encode_record(r)) for r in state.held_outcomes.records]
     old = PartitionState.restore(0, SETTINGS, refs, [*records, *held, (b"panes", orjson.dumps(snapshot))])

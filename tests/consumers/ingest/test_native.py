@@ -35,6 +35,7 @@ from driftline.schemas.codec import (
     decode_records,
     labeled_json,
     pending_prediction,
+    prediction_json,
 )
 from driftline.schemas.events import OutcomeEvent, PredictionEvent
 from driftline.stream.join import labeled_id
@@ -183,8 +184,8 @@ def test_every_prediction_scanned_is_what_the_python_path_reads() -> None:
         waiting = pending_prediction(python)
         assert (record.event_id, record.ts, record.model, record.request_id, record.prediction) == (
             python.event_id, python.ts, python.model, python.request_id, python.prediction)
-        assert record.pending == waiting, value
-        assert record.value == value
+        assert (record.labeled_body, record.labeled_tail) == (waiting.labeled_body, waiting.labeled_tail), value
+        assert prediction_json(record) == prediction_json(waiting)  # what its changelog entry holds
         profile = profiles.get(python.model)
         if profile is not None:
             columns = columns_from_records([python], profile)
@@ -259,7 +260,8 @@ def test_scanned_columns_are_the_columns_of_the_records_read_by_the_python_path(
 def _scanned_fields(record: object) -> tuple | None:
     if record is None:
         return None
-    return (record.event_id, record.model, record.prediction, record.pending, record.numeric, record.categorical)
+    return (record.event_id, record.model, record.prediction, record.labeled_body, record.labeled_tail, record.numeric,
+            record.categorical)
 
 
 @needs_native
