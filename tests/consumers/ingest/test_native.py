@@ -77,6 +77,11 @@ def _scanner(profiles: dict) -> object:
     return RecordPanes(profiles, pane_s=10.0, allowed_lateness_s=5.0, source="0", native=True).scanner()
 
 
+def _scanned_where_sure(pending: PendingPrediction) -> object:
+    """The prediction a `PendingPrediction` stands for as the scanner reads it; itself if unsure."""
+    return _scanner({}).scan([prediction_json(pending)], 1_048_576, math.inf)[0] or pending
+
+
 @needs_native
 def test_a_number_is_read_only_in_the_form_orjson_writes_it() -> None:
     rng = np.random.default_rng(5)
@@ -343,6 +348,8 @@ def test_labeled_records_are_what_labeled_json_writes() -> None:
         outcome = value if index % 4 else texts[index % len(texts)]
         pairs.append((prediction, OutcomeRecord(f"o{index}", abs(floats[-index]), "r", "m", outcome)))
     pairs.append((pairs[0][0], OutcomeRecord("o", 1.0, "r", "m", {"group_id": "g", "relevance": {"i": 1.0}})))
+    pairs = [(_scanned_where_sure(p) if index % 3 else p, o) for index, (p, o) in enumerate(pairs)]
+    assert sum(type(p) is not PendingPrediction for p, _ in pairs) > 1000  # read natively
     rows, records, outcome_ts, models = labeled_records(pairs)
     assert [row[1:] for row in rows] == pairs
     assert np.frombuffer(outcome_ts).tolist() == [o.ts for _, o in pairs] and models == ["m"] * len(pairs)
@@ -370,10 +377,17 @@ def test_labeled_columns_are_what_the_python_path_makes_of_the_rows() -> None:
     """The rows' labeled columns in one native pass, or None (the Python path) where it is not sure."""
 
     def row(index: int, prediction: object, outcome: object) -> tuple:
-        pending = PendingPrediction(f"p{index}", 1.0, "m", f"r{index}", prediction, b"", b"")
+        body = b'"model":"m","model_version":"1","request_id":"r%d","features":{},"prediction":%s' % (
+            index, orjson.dumps(prediction))
+        pending = PendingPrediction(f"p{index}", 1.0, "m", f"r{index}", prediction, body, b"")
         return (f"l{index}", pending, OutcomeRecord(f"o{index}", 2.0, f"r{index}", "m", outcome))
 
     def check(rows: list[tuple], classification: bool, positive: str | None, sure: bool) -> None:
+        check_rows(rows, classification, positive, sure)  # predictions in Python objects
+        scanned = [(event_id, _scanned_where_sure(p), o) for event_id, p, o in rows]  # or in Rust
+        check_rows(scanned, classification, positive, sure)
+
+    def check_rows(rows: list[tuple], classification: bool, positive: str | None, sure: bool) -> None:
         positions = np.arange(len(rows), dtype=np.intp)[::-1][::2]  # any rows, in any order
         native = labeled_columns(rows, positions.tobytes(), classification, positive)
         assert (native is not None) == sure
@@ -392,6 +406,9 @@ def test_labeled_columns_are_what_the_python_path_makes_of_the_rows() -> None:
     labels = ["0", "churn", "ключ", "😀 x", ""]
     classes = [row(i, {"label": labels[i % 5], "probabilities": {"1": i / 10, "0": 1 - i / 10}}, labels[(i + 1) % 5])
                for i in range(10)]
+    floats = [row(i, i * 1.5, 0.25 * i) for i in range(10)]
+    for rows in (classes, floats):  # the scanner reads them (bar the empty label)
+        assert sum(type(_scanned_where_sure(p)) is not PendingPrediction for _, p, _ in rows) >= 8
     check(classes, True, "1", sure=True)
     check(classes, True, None, sure=True)
     check([row(i, {"label": ""}, "") for i in range(4)], True, None, sure=True)  # numpy's <U1 for empty strings
@@ -400,7 +417,6 @@ def test_labeled_columns_are_what_the_python_path_makes_of_the_rows() -> None:
     for odd, outcome in (({"label": "0", "probabilities": {"1": None}}, "1"), ({"label": "0", "probabilities":
                          {"1": 1}}, "1"), ({"label": 3}, "1"), ("0", "1"), ({"label": "0"}, 1.0), ({}, "1")):
         check([*classes[:5], row(5, odd, outcome), *classes[6:]], True, "1", sure=False)
-    floats = [row(i, i * 1.5, 0.25 * i) for i in range(10)]
     check(floats, False, None, sure=True)
     for prediction, outcome in ((1, 0.5), (0.5, 1), ({"label": "0"}, 0.5), (0.5, {"relevance": {}})):
         check([*floats[:5], row(5, prediction, outcome), *floats[6:]], False, None, sure=False)
