@@ -1379,19 +1379,11 @@ fn labeled_records<'py>(
             );
             (ts, body, tail) = (scanned.ts, &scanned.body, &scanned.tail);
         } else {
-            prediction_id = prediction
-                .getattr(intern!(py, "event_id"))?
-                .downcast_into::<PyString>()?;
-            model = prediction
-                .getattr(intern!(py, "model"))?
-                .downcast_into::<PyString>()?;
+            prediction_id = attribute::<PyString>(&prediction, intern!(py, "event_id"))?;
+            model = attribute::<PyString>(&prediction, intern!(py, "model"))?;
             ts = prediction.getattr(intern!(py, "ts"))?.extract()?;
-            body_object = prediction
-                .getattr(intern!(py, "labeled_body"))?
-                .downcast_into::<PyBytes>()?;
-            tail_object = prediction
-                .getattr(intern!(py, "labeled_tail"))?
-                .downcast_into::<PyBytes>()?;
+            body_object = attribute::<PyBytes>(&prediction, intern!(py, "labeled_body"))?;
+            tail_object = attribute::<PyBytes>(&prediction, intern!(py, "labeled_tail"))?;
             (body, tail) = (body_object.as_bytes(), tail_object.as_bytes());
         }
         let mut digest = Sha256::new();
@@ -1428,6 +1420,14 @@ fn labeled_records<'py>(
         PyByteArray::new(py, plain_bytes(&outcome_times)),
         models,
     ))
+}
+
+/// ``object.name``, which must be a ``T``.
+fn attribute<'py, T: pyo3::type_object::PyTypeCheck>(
+    object: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Bound<'py, T>> {
+    Ok(object.getattr(name)?.downcast_into::<T>()?)
 }
 
 /// What a labeled event is written from, bar its outcome.
