@@ -12,7 +12,7 @@ features already in the profile's order, numeric ones as floats, categorical one
 bins' ids, held in Rust and read into columns in one native pass (`columns_from_scanned`);
 joined rows' labeled columns come from one native pass too. `RecordPanes.scanner` gives the
 scanner for the profiles it holds; a profile that changes while a scanned prediction is held
-makes that prediction go through the Python path again, from its own bytes.
+makes that prediction go through the Python path again, from the event's JSON it holds.
 """
 
 from __future__ import annotations

@@ -887,10 +887,9 @@ fn labeled_columns<'py>(
     rows: &Bound<'py, PyList>,
     positions: &[u8],
     classification: bool,
-    positive: Option<&Bound<'py, PyString>>,
+    positive: Option<&str>,
 ) -> PyResult<Option<Bound<'py, PyTuple>>> {
     let width = std::mem::size_of::<isize>();
-    let positive = positive.map(|positive| positive.to_str()).transpose()?;
     let mut truth: Vec<String> = Vec::with_capacity(positions.len() / width);
     let mut predicted: Vec<String> = Vec::with_capacity(positions.len() / width);
     let mut scores = positive.map(|_| Vec::with_capacity(positions.len() / width));
@@ -1364,8 +1363,8 @@ fn labeled_records<'py>(
     let mut json = Vec::with_capacity(1024);
     for pair in pairs.iter() {
         let (prediction, outcome) = pair.extract::<(Bound<'py, PyAny>, Bound<'py, PyAny>)>()?;
-        let outcome_id = outcome.getattr(intern!(py, "event_id"))?;
-        let outcome_id = outcome_id.downcast::<PyString>()?.to_str()?;
+        let outcome_id = attribute::<PyString>(&outcome, intern!(py, "event_id"))?;
+        let outcome_id = outcome_id.to_str()?;
         let outcome_ts: f64 = outcome.getattr(intern!(py, "ts"))?.extract()?;
         let outcome_value = outcome.getattr(intern!(py, "outcome"))?;
         // a scanned prediction's fields are read in Rust, any other's (a `PendingPrediction`) from Python
