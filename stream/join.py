@@ -10,6 +10,14 @@ Both sides are records: the validated events as ``decode_records`` gives them
 (`PredictionRecord`, `OutcomeRecord`), read only by their ``ts`` and ``request_id``. A join
 returns the (prediction, outcome) pair; `labeled_id` is the labeled event's id.
 
+The store also nets its own changes for a changelog (`take_changes`): per side and request
+id, the entry now waiting or None (it was joined or expired), for what changed since the last
+take. An entry stored and removed between two takes is left out. The netting runs in the same
+pass as the join and in the order things happen, so an outcome sent twice, the copy arriving
+in the batch that joins the first, is written as waiting, as it is in the store. The caller
+that persists the store takes them at each checkpoint; until then they hold one entry per
+request id changed.
+
 Examples
 --------
 >>> from driftline.schemas.codec import OutcomeRecord, PredictionRecord
@@ -29,7 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Expired", "JoinStats", "JoinStore", "Joinable", "labeled_id"]
+__all__ = ["Changes", "Expired", "JoinStats", "JoinStore", "Joinable", "labeled_id"]
 
 
 class Joinable(Protocol):
@@ -59,6 +67,35 @@ class Expired:
 
     predictions: list[Joinable]
     outcomes: list[Joinable]
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What changed per side since the last `JoinStore.take_changes`: request id -> the entry now
+    waiting, or None where one that was written before is gone (joined or expired)."""
+
+    predictions: dict[str, Joinable | None]
+    outcomes: dict[str, Joinable | None]
+
+
+class _Netted:
+    """One side's net changes: ``written`` as `Changes` gives them, ``fresh`` the ids first stored since
+    the last take (removing one of those writes nothing)."""
+
+    __slots__ = ("fresh", "written")
+
+    def __init__(self) -> None:
+        self.written: dict[str, Joinable | None] = {}
+        self.fresh: set[str] = set()
+
+    def removed(self, request_ids: Iterable[str]) -> None:
+        written, fresh = self.written, self.fresh
+        for request_id in request_ids:
+            if request_id in fresh:
+                fresh.remove(request_id)
+                del written[request_id]
+            else:
+                written[request_id] = None
 
 
 def labeled_id(prediction_event_id: str, outcome_event_id: str) -> str:
@@ -94,6 +131,8 @@ class JoinStore:
     def _reset(self) -> None:
         self._predictions: dict[str, Joinable] = {}
         self._outcomes: dict[str, Joinable] = {}
+        self._prediction_changes = _Netted()
+        self._outcome_changes = _Netted()
         self._max_ts = float("-inf")
         self.stats = JoinStats()
 
@@ -110,29 +149,44 @@ class JoinStore:
     def pending_outcomes(self) -> int:
         return len(self._outcomes)
 
+    @property
+    def changed(self) -> bool:
+        """Something changed since the last `take_changes`."""
+        return bool(self._prediction_changes.written or self._outcome_changes.written)
+
+    def take_changes(self) -> Changes:
+        """The net changes since the last call (see the module docstring); the netting starts again."""
+        changes = Changes(self._prediction_changes.written, self._outcome_changes.written)
+        self._prediction_changes, self._outcome_changes = _Netted(), _Netted()
+        return changes
+
     def add_predictions(self, records: Iterable[Joinable]) -> list[tuple[Joinable, Joinable]]:
         """Store predictions; those whose outcome already waits are joined and returned as pairs."""
-        joined, duplicates = self._add(records, self._predictions, self._outcomes, prediction_side=True)
+        joined, duplicates = self._add(records, self._predictions, self._outcomes, self._prediction_changes,
+                                       self._outcome_changes, prediction_side=True)
         self.stats.outcome_first += len(joined)
         self.stats.duplicates += duplicates
         return joined
 
     def add_outcomes(self, records: Iterable[Joinable]) -> list[tuple[Joinable, Joinable]]:
         """Join outcomes with their waiting prediction; the others wait for theirs."""
-        joined, duplicates = self._add(records, self._outcomes, self._predictions, prediction_side=False)
+        joined, duplicates = self._add(records, self._outcomes, self._predictions, self._outcome_changes,
+                                       self._prediction_changes, prediction_side=False)
         self.stats.hits += len(joined)
         self.stats.duplicates += duplicates
         return joined
 
     def _add(
-        self, records: Iterable[Joinable], same: dict[str, Joinable], other: dict[str, Joinable], *,
-        prediction_side: bool,
+        self, records: Iterable[Joinable], same: dict[str, Joinable], other: dict[str, Joinable],
+        same_changes: _Netted, other_changes: _Netted, *, prediction_side: bool,
     ) -> tuple[list[tuple[Joinable, Joinable]], int]:
-        """One loop for both sides (the hot path): pairs are always (prediction, outcome)."""
+        """One loop for both sides and their changes (the hot path): pairs are always (prediction, outcome)."""
         joined: list[tuple[Joinable, Joinable]] = []
         duplicates = 0
         max_ts = self._max_ts
         pop = other.pop
+        written, fresh = same_changes.written, same_changes.fresh
+        other_written, other_fresh = other_changes.written, other_changes.fresh
         for record in records:
             ts = record.ts
             if ts > max_ts:
@@ -141,22 +195,20 @@ class JoinStore:
             match = pop(request_id, None)
             if match is not None:
                 joined.append((record, match) if prediction_side else (match, record))
+                if request_id in other_fresh:
+                    other_fresh.remove(request_id)
+                    del other_written[request_id]
+                else:
+                    other_written[request_id] = None
             elif request_id in same:
                 duplicates += 1
             else:
                 same[request_id] = record
+                if request_id not in written:
+                    fresh.add(request_id)
+                written[request_id] = record
         self._max_ts = max_ts
         return joined, duplicates
-
-    def waiting_predictions(self, records: Iterable[Joinable]) -> list[Joinable]:
-        """Those of ``records`` the store holds, waiting for their outcome."""
-        pending = self._predictions
-        return [record for record in records if pending.get(record.request_id) is record]
-
-    def waiting_outcomes(self, records: Iterable[Joinable]) -> list[Joinable]:
-        """Those of ``records`` the store holds, waiting for their prediction."""
-        pending = self._outcomes
-        return [record for record in records if pending.get(record.request_id) is record]
 
     def expire(self) -> Expired:
         """Drop what waited longer than the label delay behind the watermark, and say what.
@@ -168,12 +220,14 @@ class JoinStore:
         horizon = self._max_ts - self.max_label_delay_s
         old_predictions = _pop_older(self._predictions, horizon)
         old_outcomes = _pop_older(self._outcomes, horizon)
+        self._prediction_changes.removed(record.request_id for record in old_predictions)
+        self._outcome_changes.removed(record.request_id for record in old_outcomes)
         self.stats.expired_predictions += len(old_predictions)
         self.stats.expired_outcomes += len(old_outcomes)
         return Expired(old_predictions, old_outcomes)
 
     def restore(self, predictions: Iterable[Joinable], outcomes: Iterable[Joinable]) -> None:
-        """Put back the pending entries read from a changelog, without counting them as new."""
+        """Put back the pending entries read from a changelog, without counting them as new or changed."""
         for pending, records in ((self._predictions, predictions), (self._outcomes, outcomes)):
             for record in records:
                 pending[record.request_id] = record

@@ -10,8 +10,8 @@ import pytest
 from driftline.config import IngestSettings
 from driftline.consumers.ingest.handler import IngestOutputs, PartitionState
 from driftline.producers.simulator import Simulator
-from driftline.schemas.codec import PredictionRecord, RawMessage, RejectReason, prediction_json
-from driftline.schemas.events import LabeledEvent
+from driftline.schemas.codec import PredictionRecord, RawMessage, RejectReason, encode, prediction_json
+from driftline.schemas.events import LabeledEvent, OutcomeEvent, PredictionEvent
 from driftline.stream.reference import build_reference
 
 encode_record = msgspec.json.encode
@@ -217,3 +217,32 @@ def test_a_changelog_from_before_held_events_were_read_again_still_restores() ->
     assert old.join.pending_predictions == state.join.pending_predictions
     rest = in_batches(predictions[3 * 200:], outcomes[3 * 200:], 200)
     assert ([e.event_id for e in labeled(run(old, rest))] == [e.event_id for e in labeled(run(state, rest))])
+
+
+@pytest.mark.parametrize("commit_between", [False, True])
+def test_an_outcome_repeated_after_its_join_waits_in_the_changelog_as_in_the_store(commit_between: bool) -> None:
+    """An outcome sent twice, the second copy in the batch that joins the first: the copy waits, and so must
+    its changelog entry (a netting that dropped it restored the first copy, or nothing, after a crash)."""
+    sim, _ = stream()
+    refs = profiles(sim)
+    prediction = PredictionEvent(event_id="p1", ts=0.5, model="churn", model_version="1", request_id="r1",
+                                 features={"tenure_months": 3.0},
+                                 prediction={"label": "1", "probabilities": {"0": 0.3, "1": 0.7}})
+    first, copy = (OutcomeEvent(event_id=event_id, ts=ts, request_id="r1", model="churn", outcome="1")
+                   for event_id, ts in (("o1", 1.0), ("o2", 1.5)))
+    state = PartitionState(0, SETTINGS, refs)
+    changelog = []
+    state.handle([], [RawMessage(encode(first))], predictions_idle=True, outcomes_idle=True)
+    if commit_between:
+        changelog.extend(state.changelog())
+    out = state.handle([RawMessage(encode(prediction))], [RawMessage(encode(copy))], predictions_idle=True,
+                       outcomes_idle=True)
+    changelog.extend(state.changelog())
+    assert [e.outcome_ts for e in labeled([out])] == [1.0] and state.join.pending_outcomes == 1
+    restored = PartitionState.restore(0, SETTINGS, refs, changelog)
+    assert restored.join.pending_outcomes == 1 and restored.join.pending_predictions == 0
+    later = PredictionEvent(**{**prediction.model_dump(), "event_id": "p2", "ts": 2.0})  # a repeated prediction
+    expected = labeled([state.handle([RawMessage(encode(later))], [], predictions_idle=True, outcomes_idle=True)])
+    actual = labeled([restored.handle([RawMessage(encode(later))], [], predictions_idle=True, outcomes_idle=True)])
+    assert [(e.event_id, e.outcome_ts) for e in actual] == [(e.event_id, e.outcome_ts) for e in expected]
+    assert [e.outcome_ts for e in expected] == [1.5]
