@@ -43,9 +43,9 @@ Changelog and input offsets (what `restore` rebuilds this state from)
     its outcome (written when it enters the store, a tombstone once it is joined or expired),
     ``o:<request_id>`` likewise for outcomes, and ``panes`` -> the aggregator's open panes
     (``PaneAggregator.to_dict``), the release point and the offsets consumed. The join store
-    nets its changes over a whole commit interval, in the pass that joins (`JoinStore.take_changes`:
-    an entry written and deleted within it is not written at all), and the snapshot is taken
-    once per commit, not per batch. Holding events for the
+    nets its changes over a whole commit interval, in the pass that joins
+    (`JoinStore.take_changes`: an entry written and deleted within it is not written at all),
+    and the snapshot is taken once per commit, not per batch. Holding events for the
     alignment used to write every one of them and its tombstone whenever it spanned a commit:
     1.97 changelog records per input event on a live-like stream (batches of 0.25 s, a commit
     a second, outcomes 5 s behind), now 0.42 (the predictions waiting for their label); 0.30
