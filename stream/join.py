@@ -180,13 +180,16 @@ class JoinStore:
         self, records: Iterable[Joinable], same: dict[str, Joinable], other: dict[str, Joinable],
         same_changes: _Netted, other_changes: _Netted, *, prediction_side: bool,
     ) -> tuple[list[tuple[Joinable, Joinable]], int]:
-        """One loop for both sides and their changes (the hot path): pairs are always (prediction, outcome)."""
+        """One loop for both sides and their changes (the hot path): pairs are always (prediction, outcome).
+
+        This pass only removes from the other side, so its removals are netted after the loop, in order.
+        """
         joined: list[tuple[Joinable, Joinable]] = []
+        matched: list[str] = []
         duplicates = 0
         max_ts = self._max_ts
         pop = other.pop
         written, fresh = same_changes.written, same_changes.fresh
-        other_written, other_fresh = other_changes.written, other_changes.fresh
         for record in records:
             ts = record.ts
             if ts > max_ts:
@@ -195,11 +198,7 @@ class JoinStore:
             match = pop(request_id, None)
             if match is not None:
                 joined.append((record, match) if prediction_side else (match, record))
-                if request_id in other_fresh:
-                    other_fresh.remove(request_id)
-                    del other_written[request_id]
-                else:
-                    other_written[request_id] = None
+                matched.append(request_id)
             elif request_id in same:
                 duplicates += 1
             else:
@@ -207,6 +206,7 @@ class JoinStore:
                 if request_id not in written:
                     fresh.add(request_id)
                 written[request_id] = record
+        other_changes.removed(matched)
         self._max_ts = max_ts
         return joined, duplicates
 
